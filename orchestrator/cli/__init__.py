@@ -1,0 +1,59 @@
+"""The ``mlfarm`` command line. One module per command group; ``COMMANDS`` lists them.
+
+Exit codes: 0 ok, 1 a gate failed or a regression was found, 2 bad input, 3 operational failure.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import click
+
+from orchestrator import __version__
+from orchestrator.cli._app import App
+from orchestrator.cli.errors import report
+from orchestrator.config import Settings
+
+# (module, attribute) of every command; a command group module owns its subcommands.
+COMMANDS: list[tuple[str, str]] = [
+    ("orchestrator.cli.profiles", "profiles"),
+    ("orchestrator.cli.spec", "spec"),
+    ("orchestrator.cli.runs", "runs"),
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mlfarm")
+@click.option("--profiles", "profile_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="Extra device profile folder (repeatable); its profiles override built-in ones by id. "
+                   "Also MLFARM_PROFILE_PATH.")
+@click.option("--db", type=click.Path(path_type=Path), help="Results database [.mlfarm/results.db; MLFARM_DB].")
+@click.option("--artifacts", type=click.Path(path_type=Path), help="Artifact store [artifacts/; MLFARM_ARTIFACTS].")
+@click.option("--usbmux", help="usbmuxd address: a Unix socket path or HOST:PORT [USBMUXD_SOCKET_ADDRESS].")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, profile_dirs: tuple[Path, ...], db: Path | None, artifacts: Path | None,
+        usbmux: str | None, debug: bool) -> None:
+    """mlfarm: pick, build, measure and qualify Core ML variants for each Apple device."""
+    ctx.obj = App(Settings.load(profile_dirs=profile_dirs, db=db, artifacts=artifacts, usbmux=usbmux, debug=debug))
+
+
+for _module, _attr in COMMANDS:
+    cli.add_command(getattr(importlib.import_module(_module), _attr))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rv = cli.main(args=args, prog_name="mlfarm", standalone_mode=False)
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
+        return report(exc, as_json="--json" in args, debug="--debug" in args)
+    return rv if isinstance(rv, int) else 0
+
+
+def entry_point() -> None:
+    sys.exit(main())
