@@ -5,13 +5,15 @@ app. Everything coming back from a harness is untrusted: ``read_result`` bounds 
 checks the job id, and refuses output names that would leave the job folder (``..``, absolute paths,
 symlinks). Problems become ``ContractError`` with the file and key, never a traceback.
 
-Job folder layout (on a device: inside the app container's Documents; on the host: a temp folder):
+Layout under a harness root (on a device: the app's Documents folder; on the host: the device's work folder).
+Models are pushed once and shared by every job that uses them:
 
-    <job_dir>/
-        job.json
-        model.mlpackage/        (or a relative path named by job.model)
-        result.json             written by the harness
-        out_<name>.npy          first-prediction outputs, when return_outputs is true
+    <root>/
+        models/<sha256>.mlpackage/     job.model = "models/<sha256>.mlpackage" (relative to the root)
+        jobs/<job-folder>/
+            job.json
+            result.json                written by the harness
+            out_<name>.npy             first-prediction outputs, when return_outputs is true
 """
 
 from __future__ import annotations
