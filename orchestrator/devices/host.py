@@ -107,13 +107,14 @@ def outcome_from_report(report: WatchdogReport, job_dir: Path, job_id: str, limi
                         app_baseline: float, *, emulated: bool) -> RunOutcome:
     """Turn what the watchdog saw and what the harness wrote into a RunOutcome (jetsam, timeout, ok, error)."""
     if report.killed:
-        data = {"reason": "per-process-limit", "footprint_mb": round(report.adjusted_at_kill_mb or 0.0, 3),
-                "raw_footprint_mb": round(report.raw_at_kill_mb or 0.0, 3), "limit_mb": limit_mb,
-                "baseline_mb": report.baseline_mb, "app_baseline_mb": app_baseline, "pid": report.pid,
-                "emulated": True}
-        memory = MemoryFigures(peak_mb=data["footprint_mb"], raw_peak_mb=data["raw_footprint_mb"],
-                               baseline_mb=report.baseline_mb or 0.0, limit_mb=limit_mb)
-        message = f"killed at {data['footprint_mb']:.0f} MB > {limit_mb:.0f} MB limit (emulated jetsam)"
+        at_kill = round(report.adjusted_at_kill_mb or 0.0, 3)
+        raw_at_kill = round(report.raw_at_kill_mb or 0.0, 3)
+        data = {"reason": "per-process-limit", "footprint_mb": at_kill, "raw_footprint_mb": raw_at_kill,
+                "limit_mb": limit_mb, "baseline_mb": report.baseline_mb, "app_baseline_mb": app_baseline,
+                "pid": report.pid, "emulated": True}
+        memory: MemoryFigures | None = MemoryFigures(peak_mb=at_kill, raw_peak_mb=raw_at_kill,
+                                                     baseline_mb=report.baseline_mb or 0.0, limit_mb=limit_mb)
+        message = f"killed at {at_kill:.0f} MB > {limit_mb:.0f} MB limit (emulated jetsam)"
         return RunOutcome("jetsam", memory=memory, events=[Event("jetsam", message, data)], error=message,
                           wall_s=report.wall_s)
     if report.timed_out:

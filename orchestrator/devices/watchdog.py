@@ -117,7 +117,8 @@ async def run_under_limit(
         if baseline is not None:
             adjusted = (hwm - baseline + app_baseline) if adjust else hwm
         if on_sample is not None:
-            on_sample(child.pid, rss, None if adjusted is None else (rss - baseline + app_baseline if adjust else rss))
+            now = None if baseline is None else (rss - baseline + app_baseline if adjust else rss)
+            on_sample(child.pid, rss, now)
         if limit_mb is not None and adjusted is not None and adjusted > limit_mb:
             raw_at_kill, adjusted_at_kill, killed = hwm, adjusted, True
             _kill(child.pid)

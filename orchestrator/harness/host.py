@@ -130,13 +130,13 @@ def run_job(job_path: Path, root: Path, load: Callable[[Path, str], Predictor], 
     print(f"{BASELINE_MARKER}{baseline:.3f}", file=out, flush=True)
     sampler = MemorySampler(job.sample_interval_ms, t0=t0).start()
     status, error, code = "ok", None, 0
-    timings, outputs, runtime = Timings(), {}, runtime_name
+    timings, outputs, runtime = Timings(), dict[str, str](), runtime_name
     try:
         timings, outputs, runtime = run_benchmark(job, root / job.model, load, job_dir,
                                                   deadline=t0 + job.timeout_s, factor=delay_factor())
     except JobTimeout as exc:
         status, error, code = "timeout", str(exc), EXIT_TIMEOUT
-    except Exception as exc:  # noqa: BLE001 - any failure of the model becomes an error result
+    except Exception as exc:  # any failure of the model becomes an error result
         status, error, code = "error", f"{type(exc).__name__}: {exc}"[:8000], 1
     peak, samples = sampler.stop()
     doc = {
