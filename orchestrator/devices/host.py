@@ -1,8 +1,9 @@
 """The host backend: this machine runs the Python host harness, optionally under a device's memory limit.
 
-``host`` uses this machine's own ceiling (RAM or cgroup limit) on the raw footprint. ``host:PROFILE`` applies
-PROFILE's limit to the footprint above the harness's baseline (see devices/watchdog.py), so an emulated
-iPhone 12 is judged on what the model adds, not on the size of the Python interpreter. A kill by the
+``host`` uses this machine's own ceiling (RAM or cgroup limit); ``host:PROFILE`` applies PROFILE's limit. Both
+judge the footprint above the harness's baseline plus a typical app baseline (see devices/watchdog.py), so an
+emulated iPhone 12 is judged on what the model adds, not on the size of the Python interpreter, and figures
+from both are comparable with the memory model's predictions. The raw footprint is kept alongside. A kill by the
 watchdog is an emulated jetsam: ``RunOutcome(status="jetsam")`` with a ``jetsam`` event marked
 ``emulated: true``. Latencies are of this machine (and, on Linux, of the MIL executor), never a device's.
 
@@ -35,8 +36,7 @@ def host_device_info(profile: DeviceProfile, key: str) -> DeviceInfo:
     emulated = profile.family != "host"
     return DeviceInfo(key=key, backend="host", profile=profile, name=platform.node() or "host",
                       os_version=platform.platform(), emulated=emulated,
-                      extra={"limit_applies_to": "footprint above the harness baseline" if emulated
-                             else "raw footprint"})
+                      extra={"limit_applies_to": "footprint above the harness baseline + app baseline"})
 
 
 class HostDevice:
@@ -48,7 +48,7 @@ class HostDevice:
         self.root = root
         self.limit_mb = limit_mb
         self.env = dict(os.environ if env is None else env)
-        self.app_baseline = app_baseline_mb(self.env) if info.emulated else 0.0
+        self.app_baseline = app_baseline_mb(self.env)
 
     async def prepare(self) -> None:
         (self.root / "models").mkdir(parents=True, exist_ok=True)
@@ -81,16 +81,15 @@ class HostDevice:
         job_path = job.write(job_dir)
         report = await run_under_limit(
             harness_command(job_path, self.root), limit_mb=self.limit_mb, timeout_s=job.timeout_s + 30.0,
-            adjust=self.info.emulated, app_baseline=self.app_baseline, env=self.env)
-        return outcome_from_report(report, job_dir, job.job_id, self.limit_mb, self.app_baseline,
-                                   emulated=self.info.emulated)
+            app_baseline=self.app_baseline, env=self.env)
+        return outcome_from_report(report, job_dir, job.job_id, self.limit_mb, self.app_baseline)
 
     async def cleanup(self) -> None:
         shutil.rmtree(self.root / "jobs", ignore_errors=True)
 
 
 def _memory(report: WatchdogReport, result: HarnessResult | None, limit_mb: float,
-            app_baseline: float, emulated: bool) -> MemoryFigures | None:
+            app_baseline: float) -> MemoryFigures | None:
     baseline = report.baseline_mb
     raw_peak = report.raw_peak_mb
     if result is not None:
@@ -98,13 +97,13 @@ def _memory(report: WatchdogReport, result: HarnessResult | None, limit_mb: floa
         raw_peak = max(raw_peak, float(result.memory["peak_phys_footprint_mb"]))
     if baseline is None:
         return None
-    peak = raw_peak - baseline + app_baseline if emulated else raw_peak
+    peak = raw_peak - baseline + app_baseline
     return MemoryFigures(peak_mb=round(peak, 3), raw_peak_mb=round(raw_peak, 3), baseline_mb=round(baseline, 3),
                          limit_mb=limit_mb)
 
 
 def outcome_from_report(report: WatchdogReport, job_dir: Path, job_id: str, limit_mb: float,
-                        app_baseline: float, *, emulated: bool) -> RunOutcome:
+                        app_baseline: float) -> RunOutcome:
     """Turn what the watchdog saw and what the harness wrote into a RunOutcome (jetsam, timeout, ok, error)."""
     if report.killed:
         at_kill = round(report.adjusted_at_kill_mb or 0.0, 3)
@@ -129,7 +128,7 @@ def outcome_from_report(report: WatchdogReport, job_dir: Path, job_id: str, limi
         return RunOutcome("error", events=[Event("invalid-result", exc.message,
                                                  {"problems": [str(p) for p in exc.problems]})],
                           error=detail, wall_s=report.wall_s)
-    memory = _memory(report, result, limit_mb, app_baseline, emulated)
+    memory = _memory(report, result, limit_mb, app_baseline)
     status = result.status if result.status in ("ok", "timeout") else "error"
     events = [] if status == "ok" else [Event(status, result.error or "", {})]
     return RunOutcome(status, result=result, outputs=outputs, memory=memory, events=events,  # type: ignore[arg-type]

@@ -1,0 +1,73 @@
+"""Predicted latency of one prediction: measured history first, a FLOPs-based estimate second.
+
+The estimate divides the artifact's FLOPs by an effective throughput of the compute units on that device:
+peak figures from the profile (Neural Engine TOPS; GPU cores x a per-core fp16 rate; a per-device CPU rate)
+times a utilisation factor. It is meant to order candidates on one device, not to promise milliseconds, and
+it is always labelled ``estimate``. Apple's TOPS for A17 Pro / M4 and later are int8 figures: halved for fp16.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from orchestrator.plan.model import LatencyEstimate, Runtime
+from orchestrator.profiles.model import DeviceProfile
+
+GPU_CORE_FP16_GFLOPS = 330.0  # ~128 ALUs x 2 FLOP x ~1.3 GHz, fp16 rate on Apple GPUs
+CPU_GFLOPS = {"iphone": 80.0, "ipad": 100.0, "mac": 150.0, "host": 40.0}
+UTILISATION = {"ane": 0.25, "gpu": 0.35, "cpu": 0.5}
+INT8_TOPS_CHIPS = ("A17", "A18", "A19", "M4", "M5")
+FP32_SLOWDOWN = 2.0  # fp32 programs run at roughly half the fp16 rate on GPU/CPU
+
+
+@dataclass(frozen=True)
+class History:
+    """Measured median latency (ms) by (profile id, component, variant id, compute units)."""
+
+    p50_ms: Mapping[tuple[str, str, str, str], float] = field(default_factory=dict)
+
+    def get(self, profile_id: str, component: str, variant: str, compute_units: str) -> float | None:
+        return self.p50_ms.get((profile_id, component, variant, compute_units))
+
+
+def _ane_tflops(profile: DeviceProfile) -> float | None:
+    if not profile.has_usable_ane or profile.ane is None:
+        return None
+    tops = profile.ane.tops if profile.ane.tops is not None else 5.0 * profile.ane.cores / 8  # A12/A13 class
+    if profile.chip.startswith(INT8_TOPS_CHIPS):
+        tops /= 2.0
+    return tops
+
+
+def _gpu_tflops(profile: DeviceProfile) -> float | None:
+    cores = profile.gpu_cores
+    if cores is None:
+        return None
+    n = min(cores) if isinstance(cores, tuple) else cores
+    return n * GPU_CORE_FP16_GFLOPS / 1000.0
+
+
+def effective_tflops(profile: DeviceProfile, compute_units: str, precision: str, runtime: Runtime) -> float:
+    cpu = CPU_GFLOPS.get(profile.family, 40.0) / 1000.0 * UTILISATION["cpu"]
+    if runtime == "mil-executor":
+        return cpu / (FP32_SLOWDOWN if precision == "fp32" else 1.0)
+    ane = _ane_tflops(profile)
+    gpu = _gpu_tflops(profile)
+    options = [cpu / (FP32_SLOWDOWN if precision == "fp32" else 1.0)]
+    if compute_units in ("all", "cpu_and_ne") and ane is not None and precision == "fp16":
+        options.append(ane * UTILISATION["ane"])
+    if compute_units in ("all", "cpu_and_gpu") and gpu is not None:
+        options.append(gpu * UTILISATION["gpu"] / (FP32_SLOWDOWN if precision == "fp32" else 1.0))
+    return max(options)
+
+
+def estimate(profile: DeviceProfile, *, component: str, variant: str, precision: str, compute_units: str,
+             flops: float, runtime: Runtime, history: History) -> LatencyEstimate:
+    measured = history.get(profile.id, component, variant, compute_units)
+    if measured is not None:
+        return LatencyEstimate(round(measured, 3), "measured")
+    if flops <= 0:
+        return LatencyEstimate(None, "unknown")
+    tflops = effective_tflops(profile, compute_units, precision, runtime)
+    return LatencyEstimate(round(flops / (tflops * 1e12) * 1000.0, 3), "estimate")
