@@ -45,6 +45,10 @@ def facts_for(s: ReleaseSpec, psnr=None, fp16_bytes=UNET_FP16, act=ACT):
     return out
 
 
+def pick(d, variant, units):
+    return next(c for c in d.candidates if c.variant == variant and c.compute_units == units)
+
+
 def plan_for(s, targets, facts=None):
     return make_plan(s, targets, facts if facts is not None else facts_for(s), History(), Overheads.default())
 
@@ -60,17 +64,17 @@ def test_4gb_iphone_on_ios17_gets_a_6_bit_or_smaller_unet(catalog):
     assert chosen.predicted_mb == pytest.approx(614.4 + 100 + 150, abs=0.1)
     assert d.allowed_mb == pytest.approx(2048 * 0.85, abs=0.1)
     # 1,638.4 MB fp16 weights + 100 MB activations + 250 MB GPU overhead
-    fp16 = next(c for c in d.candidates if c.variant == "fp16-none-split_einsum_v2" and c.compute_units == "cpu_and_gpu")
+    fp16 = pick(d, "fp16-none-split_einsum_v2", "cpu_and_gpu")
     assert any(r.rule == "memory" and r.message == "predicted 1,988 MB > 1,741 MB allowed (2,048 MB limit - 15%)"
                for r in fp16.reasons)
-    p8 = next(c for c in d.candidates if c.variant == "fp16-palette8-split_einsum_v2" and c.compute_units == "cpu_and_ne")
+    p8 = pick(d, "fp16-palette8-split_einsum_v2", "cpu_and_ne")
     assert [r.rule for r in p8.reasons] == ["ane-size"]
 
 
 def test_on_ios16_palettes_bring_no_runtime_saving_and_the_plan_says_so(catalog):
     s = spec()
     d = plan_for(s, [PlanTarget("iphone-12", catalog.get("iphone-12"), os_major=16)]).devices[0]
-    p6 = next(c for c in d.candidates if c.variant == "fp16-palette6-split_einsum_v2" and c.compute_units == "cpu_and_ne")
+    p6 = pick(d, "fp16-palette6-split_einsum_v2", "cpu_and_ne")
     assert p6.memory.weights_basis == "decompressed"
     assert p6.predicted_mb == pytest.approx(1638.4 + 100 + 150, abs=0.1)
     assert any("no runtime memory saving on iOS 16" in n for n in p6.notes)
@@ -122,7 +126,7 @@ def test_no_neural_engine_and_fp32(catalog):
     from orchestrator.spec.model import VariantPoint
     s32 = spec(weights=("none",), attention=("original",), include=(VariantPoint("fp32", "none", "original"),))
     d32 = plan_for(s32, [PlanTarget("m", catalog.get("macbook-pro-m1-max@64gb"))]).devices[0]
-    fp32_ne = next(c for c in d32.candidates if c.variant == "fp32-none-original" and c.compute_units == "cpu_and_ne")
+    fp32_ne = pick(d32, "fp32-none-original", "cpu_and_ne")
     assert any(r.rule == "fp32-ane" for r in fp32_ne.reasons)
     assert d32.chosen["unet"].variant == "fp16-none-original"  # same quality tier, faster in fp16
 
