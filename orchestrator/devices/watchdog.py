@@ -63,6 +63,16 @@ class WatchdogReport:
         return self.raw_peak_mb - self.baseline_mb + app_baseline
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGKILL us if the orchestrator dies (e.g. killed mid-run), so no
+    orphaned harness keeps computing; ``--resume`` reruns the job."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def harness_command(job_path: Path, root: Path) -> list[str]:
     return [sys.executable, "-m", "orchestrator.harness", str(job_path), "--root", str(root)]
 
@@ -83,7 +93,7 @@ async def run_under_limit(
     start = time.perf_counter()
     child = await asyncio.create_subprocess_exec(
         *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True)
+        env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent)
     assert child.stdout is not None and child.stderr is not None
     proc = psutil.Process(child.pid)
     state: dict[str, float | None] = {"baseline": None}

@@ -1,0 +1,66 @@
+"""Turn one job's outcome into the rows of the ``measurements`` table (names in INTERFACES / report)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from orchestrator.devices.base import RunOutcome
+from orchestrator.results.store import Measurement
+
+
+def psnr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    """20*log10(max|ref| / RMSE), the formula apple/ml-stable-diffusion uses; inf when identical."""
+    ref = np.asarray(reference, dtype=np.float64)
+    out = np.asarray(test, dtype=np.float64)
+    if ref.shape != out.shape:
+        raise ValueError(f"output shape {out.shape} does not match the reference {ref.shape}")
+    rmse = float(np.sqrt(np.mean((ref - out) ** 2)))
+    peak = float(np.max(np.abs(ref))) if ref.size else 0.0
+    if rmse == 0.0:
+        return math.inf
+    if peak == 0.0 or not math.isfinite(rmse):
+        return -math.inf
+    return 20.0 * math.log10(peak / rmse)
+
+
+def outputs_psnr(reference: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> float | None:
+    """The worst PSNR over the outputs both sides have; None when nothing comparable came back."""
+    values = [psnr_db(reference[name], outputs[name]) for name in reference if name in outputs]
+    return min(values) if values else None
+
+
+def measurements(outcome: RunOutcome, *, predicted_mb: float | None, limit_mb: float,
+                 reference: Mapping[str, np.ndarray] | None) -> tuple[list[Measurement], float | None]:
+    """All figures of one job, and its PSNR (None when not measurable)."""
+    rows: list[Measurement] = [Measurement("limit_mb", limit_mb, "MB")]
+    if predicted_mb is not None:
+        rows.append(Measurement("predicted_peak_mb", round(predicted_mb, 3), "MB"))
+    mem = outcome.memory
+    if mem is not None:
+        rows += [Measurement("peak_footprint_mb", mem.peak_mb, "MB"),
+                 Measurement("raw_peak_footprint_mb", mem.raw_peak_mb, "MB"),
+                 Measurement("baseline_footprint_mb", mem.baseline_mb, "MB")]
+        if mem.system_delta_mb is not None:
+            rows.append(Measurement("system_delta_mb", mem.system_delta_mb, "MB"))
+        if mem.min_available_mb is not None:
+            rows.append(Measurement("min_available_mb", mem.min_available_mb, "MB"))
+    result = outcome.result
+    psnr = None
+    if result is not None:
+        raw = result.raw
+        rows += [Measurement("load_cold_ms", raw["load_ms"]["cold"], "ms"),
+                 Measurement("load_warm_ms", raw["load_ms"]["warm"], "ms"),
+                 Measurement("first_predict_ms", raw["first_predict_ms"], "ms")]
+        rows += [Measurement("latency_ms", ms, "ms", i) for i, ms in enumerate(raw["latencies_ms"])]
+        if raw["memory"].get("min_available_mb") is not None and (mem is None or mem.min_available_mb is None):
+            rows.append(Measurement("min_available_mb", raw["memory"]["min_available_mb"], "MB"))
+        if reference is not None and outcome.outputs:
+            psnr = outputs_psnr(reference, outcome.outputs)
+            if psnr is not None and math.isfinite(psnr):
+                rows.append(Measurement("psnr_db", round(psnr, 3), "dB"))
+            elif psnr is not None and psnr > 0:
+                rows.append(Measurement("psnr_db", 999.0, "dB"))  # bit-identical to the reference
+    return rows, psnr
