@@ -85,7 +85,8 @@ def setup(tmp_path: Path, keys: list[str], per_device: int):
 
 def test_transport_faults_are_retried_with_backoff_then_succeed(tmp_path):
     store, run, items = setup(tmp_path, ["d"], 1)
-    device = ScriptedDevice("d", [TransportError("usb reset", udid="u1"), TransportError("again"), ok(items[0].store_id)])
+    faults = [TransportError("usb reset", udid="u1"), TransportError("again")]
+    device = ScriptedDevice("d", [*faults, ok(items[0].store_id)])
     sleeps: list[float] = []
 
     async def fake_sleep(s: float) -> None:
