@@ -1,0 +1,65 @@
+"""Print a Plan: one row per (device, component) with the choice, or every candidate of one device (--explain)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.plan.model import Candidate, DevicePlan, Plan
+
+
+def _latency(c: Candidate) -> str:
+    if c.latency.ms is None:
+        return "-"
+    tag = "" if c.latency.source == "measured" else " est."
+    return f"{c.latency.ms:,.1f} ms{tag}"
+
+
+def _psnr(c: Candidate) -> str:
+    return "-" if c.psnr_db is None else f"{c.psnr_db:.1f} dB"
+
+
+def _memory(c: Candidate, d: DevicePlan) -> str:
+    return f"{c.predicted_mb:,.0f} / {d.allowed_mb:,.0f} MB"
+
+
+def render_plan(plan: Plan, console: Console) -> None:
+    table = Table(title=f"plan for {plan.spec_name}: chosen variant per device and component "
+                        "(predicted peak / allowed = limit minus headroom)")
+    for col in ("device", "component", "chosen variant", "units", "memory", "PSNR", "latency"):
+        table.add_column(col, overflow="fold")
+    for d in plan.devices:
+        for i, comp in enumerate(plan.components):
+            c = d.chosen.get(comp)
+            name = d.key if i == 0 else ""
+            if c is None:
+                rejected = [x for x in d.for_component(comp) if x.rejected]
+                why = rejected[0].reasons[-1].message if rejected else "no candidates"
+                table.add_row(name, comp, Text("nothing fits", style="bold red"), "-", "-", "-",
+                              Text(why, style="red"))
+            else:
+                table.add_row(name, comp, c.variant, c.compute_units, _memory(c, d), _psnr(c), _latency(c))
+        if d.warnings:
+            table.add_row("", "", Text("; ".join(d.warnings), style="yellow"), "", "", "", "")
+    console.print(table)
+
+
+def render_explain(d: DevicePlan, console: Console) -> None:
+    console.print(f"[bold]{d.key}[/] ({d.profile_name}, {d.os_name} {d.os_major}): limit {d.limit_mb:,.0f} MB"
+                  f"{' (increased-memory-limit)' if d.increased_limit else ''}, headroom {d.headroom:.0%}, "
+                  f"allowed {d.allowed_mb:,.0f} MB; jobs run on {d.runtime}")
+    for w in d.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    table = Table()
+    for col in ("component", "variant", "units", "weights", "predicted", "PSNR", "latency", "verdict"):
+        table.add_column(col, overflow="fold")
+    for c in d.candidates:
+        style = {"chosen": "bold green", "rejected": "red"}.get(c.verdict, "")
+        why = "; ".join(r.message for r in c.reasons)
+        notes = "; ".join(c.notes)
+        verdict = Text(c.verdict + (f": {why}" if why else "") + (f" ({notes})" if notes else ""), style=style)
+        weights = f"{c.memory.weights_mb:,.0f} MB {c.memory.weights_basis}" if c.memory.weights_mb else "-"
+        table.add_row(c.component, c.variant, c.compute_units, weights, f"{c.predicted_mb:,.0f} MB", _psnr(c),
+                      _latency(c), verdict)
+    console.print(table)
