@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from orchestrator import __version__
+from orchestrator.cli import errors as cli_errors
 from orchestrator.cli._app import App
-from orchestrator.cli.errors import report
 from orchestrator.config import Settings
 
 # (module, attribute) of every command; a command group module owns its subcommands.
@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("orchestrator.cli.profiles", "profiles"),
     ("orchestrator.cli.spec", "spec"),
     ("orchestrator.cli.runs", "runs"),
+    ("orchestrator.cli.report", "report"),
 ]
 
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
-        return report(exc, as_json="--json" in args, debug="--debug" in args)
+        return cli_errors.report(exc, as_json="--json" in args, debug="--debug" in args)
     return rv if isinstance(rv, int) else 0
 
 

@@ -1,0 +1,78 @@
+"""Reports: release qualification (gates) and performance regression (statistics) for one run.
+
+    with ResultsStore(settings.db_path) as store:
+        report = build_report(store, run_id, "last", catalog)      # baseline: run id | last | window:N | none
+    paths = write_reports(report, ("md", "html", "junit", "json"), Path("reports") / run_id)
+    render_terminal(report, console)
+    sys.exit(report_exit_code(report))                              # 0 all gates pass and no regression, else 1
+
+Modules: ``data`` (store -> dataclasses), ``qualify`` (gates), ``regression`` (bootstrap statistics),
+``model`` (the Report), ``plots`` (matplotlib SVG), and one ``render_*`` module per output format.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from orchestrator.errors import EXIT_FAILED, EXIT_OK, UsageError
+from orchestrator.profiles import Catalog
+from orchestrator.report.data import load_baseline, load_run, resolve_run_id
+from orchestrator.report.model import Report
+from orchestrator.report.qualify import qualify_run
+from orchestrator.report.regression import compare_runs
+from orchestrator.report.render_terminal import render_terminal
+from orchestrator.results import ResultsStore
+
+FILE_FORMATS = {"md": "report.md", "html": "report.html", "junit": "junit.xml", "json": "report.json"}
+FORMATS = ("terminal", *FILE_FORMATS)
+
+
+def build_report(store: ResultsStore, run_id: str, baseline: str | None, catalog: Catalog, *,
+                 seed: int = 0) -> Report:
+    """Qualify ``run_id`` (or ``last``) and compare it with ``baseline`` (None: the spec's ``baseline:``)."""
+    run = load_run(store, resolve_run_id(store, run_id), catalog)
+    base = load_baseline(store, run, baseline, catalog)
+    comparisons = compare_runs(run, base, seed=seed)
+    compared = {(c.device_key, c.component, c.variant, c.compute_units) for c in comparisons}
+    uncompared = tuple(j.key for j in run.jobs if base.runs and j.status in ("ok", "jetsam")
+                       and j.key not in compared)
+    return Report(run, base, qualify_run(run), comparisons, uncompared, seed, time.time())
+
+
+def parse_formats(text: str | Iterable[str]) -> tuple[str, ...]:
+    """``"md,html"`` -> ("md", "html"); unknown names are a UsageError (exit 2)."""
+    items = [f.strip() for f in (text.split(",") if isinstance(text, str) else text) if f.strip()]
+    unknown = [f for f in items if f not in FORMATS]
+    if unknown or not items:
+        raise UsageError(f"unknown report format(s): {', '.join(unknown) or '(none given)'}",
+                         fix=f"use a comma-separated list of {', '.join(FORMATS)}")
+    return tuple(dict.fromkeys(items))
+
+
+def write_reports(report: Report, formats: Iterable[str], out_dir: Path) -> dict[str, Path]:
+    """Write every file format in ``formats`` under ``out_dir``; returns format -> path ("terminal" is skipped)."""
+    from orchestrator.report import render_html, render_json, render_junit, render_markdown
+
+    writers = {"md": render_markdown.render_markdown, "html": render_html.render_html,
+               "junit": render_junit.render_junit, "json": render_json.render_json}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for fmt in formats:
+        if fmt in FILE_FORMATS:
+            path = out_dir / FILE_FORMATS[fmt]
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(writers[fmt](report), encoding="utf-8")
+            tmp.replace(path)
+            paths[fmt] = path
+    return paths
+
+
+def report_exit_code(report: Report) -> int:
+    """0 when every gate passes and no regression is found, 1 otherwise."""
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+__all__ = ["FILE_FORMATS", "FORMATS", "Report", "build_report", "parse_formats", "render_terminal",
+           "report_exit_code", "write_reports"]

@@ -1,0 +1,94 @@
+"""The Report: one run's qualification verdicts and regression comparisons, ready for any renderer.
+
+A Report is built once (``build_report``), is immutable, and every renderer reads only it: the terminal,
+Markdown, HTML, JUnit and JSON outputs therefore always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.report.data import Baseline, DeviceData, RunData
+from orchestrator.report.qualify import JobVerdict
+from orchestrator.report.regression import Comparison, Key
+from orchestrator.report.units import plural
+
+CLASS_ORDER = ("regression", "suspicious", "insufficient data", "improvement", "no change")
+
+
+@dataclass(frozen=True)
+class Report:
+    run: RunData
+    baseline: Baseline
+    verdicts: tuple[JobVerdict, ...]
+    comparisons: tuple[Comparison, ...]
+    uncompared: tuple[Key, ...]  # candidate jobs with no counterpart in the baseline
+    seed: int
+    generated_at: float
+
+    @property
+    def gating(self) -> tuple[JobVerdict, ...]:
+        return tuple(v for v in self.verdicts if v.gating)
+
+    @property
+    def failed(self) -> tuple[JobVerdict, ...]:
+        return tuple(v for v in self.gating if v.status == "fail")
+
+    @property
+    def unstable(self) -> tuple[JobVerdict, ...]:
+        return tuple(v for v in self.gating if v.status == "warn")
+
+    @property
+    def regressions(self) -> tuple[Comparison, ...]:
+        return tuple(c for c in self.comparisons if c.classification == "regression")
+
+    @property
+    def passed(self) -> bool:
+        """Every gate of every gating job passes and no regression was found."""
+        return not self.failed and not self.regressions
+
+    def count(self, classification: str) -> int:
+        return sum(1 for c in self.comparisons if c.classification == classification)
+
+    def device(self, key: str) -> DeviceData | None:
+        return self.run.device(key)
+
+    @property
+    def headline(self) -> str:
+        gates = [g for v in self.gating for g in v.gates]
+        failed = [g for g in gates if g.status == "fail"]
+        passed = sum(1 for g in gates if g.status == "pass")
+        parts = [plural(len(failed), "gate failure") if failed else f"all {passed} gates passed"]
+        if not self.baseline.runs:
+            parts.append("no baseline")
+        elif self.regressions:
+            parts.append(plural(len(self.regressions), "regression"))
+        else:
+            parts.append("no regression")
+        if self.count("suspicious"):
+            parts.append(f"{self.count('suspicious')} suspicious")
+        if self.unstable:
+            parts.append(plural(len(self.unstable), "unstable measurement"))
+        return ("PASS" if self.passed else "FAIL") + ": " + ", ".join(parts)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Things a reader must know to trust the figures (defaults used, partial baselines, emulation)."""
+        out = list(self.run.warnings)
+        if self.baseline.note:
+            out.append(self.baseline.note)
+        for r in self.baseline.runs:
+            out += [f"baseline {r.id}: {w}" for w in r.warnings]
+        emulated = [d.key for d in self.run.devices if d.emulated]
+        if emulated:
+            out.append(f"emulated devices ({', '.join(emulated)}): latency is this machine's, not device latency; "
+                       "memory limits are the profiles' figures applied by a watchdog")
+        unverified = [d.key for d in self.run.devices if d.limit_unverified]
+        if unverified:
+            out.append(f"† memory limits no source confirms: {', '.join(unverified)}")
+        if self.uncompared:
+            out.append(f"{len(self.uncompared)} job(s) have no counterpart in the baseline and were not compared")
+        return tuple(out)
+
+    def job_label(self, device_key: str, component: str, variant: str, compute_units: str) -> str:
+        return f"{device_key} · {component} · {variant} · {compute_units}"

@@ -1,0 +1,95 @@
+"""The report in a terminal: rich tables, verdict first, reasons next to what failed."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator.report import text
+from orchestrator.report.model import CLASS_ORDER, Report
+from orchestrator.report.regression import Comparison
+
+_STATUS_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "n/a": "dim"}
+_CLASS_STYLE = {"regression": "bold red", "suspicious": "yellow", "insufficient data": "dim",
+                "improvement": "green", "no change": ""}
+
+
+def _header(report: Report, console: Console) -> None:
+    run = report.run
+    style = "bold green" if report.passed else "bold red"
+    console.print(f"[bold]mlfarm report[/] · {escape(run.spec_name)} · run {run.id} ({run.status})")
+    console.print(f"[{style}]{escape(report.headline)}[/]")
+    base = ", ".join(report.baseline.ids) or "none"
+    console.print(f"[dim]baseline: {escape(report.baseline.setting)} → {escape(base)} · started "
+                  f"{text.when(run.started_at)} · git {run.git_rev or '–'}[/]")
+
+
+def _devices(report: Report) -> Table:
+    table = Table(title="devices", title_justify="left")
+    for col in ("device", "profile", "family", "backend", "memory limit", "note"):
+        table.add_column(col)
+    for d in report.run.devices:
+        limit = text.mb(d.limit_mb) + ("†" if d.limit_unverified else "")
+        note = "emulated: not device latency" if d.emulated else ""
+        table.add_row(escape(d.key), escape(d.profile_id), d.family, d.backend, limit, note)
+    return table
+
+
+def _qualification(report: Report) -> Table:
+    table = Table(title="qualification (gating jobs; p50 / p90 latency, peak / allowed memory)", title_justify="left")
+    for col in ("device", "component", "variant", "units", "memory", "latency", "PSNR", "CV", "verdict"):
+        table.add_column(col, no_wrap=col in ("variant", "memory", "latency"))
+    for v in report.gating:
+        style = _STATUS_STYLE[v.status]
+        table.add_row(escape(text.device_cell(v.device_key, v.emulated)), v.component, v.variant, v.compute_units,
+                      text.memory_cell(v), text.latency_cell(v), text.psnr_cell(v), text.cv_cell(v),
+                      f"[{style}]{text.STATUS_WORD[v.status]}[/]")
+    return table
+
+
+def _flagged(report: Report) -> list[Comparison]:
+    """Comparisons worth a line in a terminal: everything but "no change", worst first."""
+    rows = [c for c in report.comparisons if c.classification != "no change"]
+    return sorted(rows, key=lambda c: CLASS_ORDER.index(c.classification))
+
+
+def _regression(report: Report) -> Table:
+    n = len(report.baseline.runs)
+    table = Table(title=f"regression vs {report.baseline.setting} ({n} run{'s' if n != 1 else ''} pooled)",
+                  title_justify="left")
+    for col in ("device", "component", "variant", "units", "metric", "baseline", "candidate",
+                f"change [{report.run.regression.confidence:.0%} CI]", "threshold", "verdict"):
+        table.add_column(col, no_wrap=col in ("variant",))
+    for c in _flagged(report):
+        style = _CLASS_STYLE[c.classification]
+        verdict = f"[{style}]{c.classification}[/]" if style else c.classification
+        table.add_row(escape(c.device_key), c.component, c.variant, c.compute_units, c.metric,
+                      text.value_text(c, c.baseline), text.value_text(c, c.candidate), text.change_text(c),
+                      text.threshold_text(c), verdict)
+    return table
+
+
+def render_terminal(report: Report, console: Console) -> None:
+    """Print the whole report to ``console`` (inject a ``Console(file=StringIO())`` in tests)."""
+    _header(report, console)
+    console.print(_devices(report))
+    console.print(_qualification(report))
+    for v in report.gating:
+        for line in text.problems(v):
+            mark = "[yellow]![/]" if line.startswith("stability") else "[red]✗[/]"
+            console.print(f"  {mark} {escape(v.device_key)} {v.component} ({v.variant}, {v.compute_units}): "
+                          f"{escape(line)}", soft_wrap=True)
+    others = len(report.verdicts) - len(report.gating)
+    if others:
+        console.print(f"[dim]{others} other job(s) measured but not chosen by the plan (see the HTML report)[/]")
+    quiet = report.count("no change")
+    if _flagged(report):
+        console.print(_regression(report))
+    if report.comparisons:
+        console.print(f"regression: {quiet} of {len(report.comparisons)} comparison(s) show no change beyond the "
+                      "thresholds" + (" (listed in report.md / report.html)" if quiet else ""))
+    elif report.baseline.runs:
+        console.print("[dim]regression: no job of this run has a counterpart in the baseline[/]")
+    for note in report.notes:
+        console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
