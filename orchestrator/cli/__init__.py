@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("orchestrator.cli.spec", "spec"),
     ("orchestrator.cli.runs", "runs"),
     ("orchestrator.cli.report", "report"),
+    ("orchestrator.cli.harness", "harness"),
 ]
 
 
