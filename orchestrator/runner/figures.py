@@ -51,9 +51,10 @@ def measurements(outcome: RunOutcome, *, predicted_mb: float | None, limit_mb: f
     psnr = None
     if result is not None:
         raw = result.raw
-        rows += [Measurement("load_cold_ms", raw["load_ms"]["cold"], "ms"),
-                 Measurement("load_warm_ms", raw["load_ms"]["warm"], "ms"),
-                 Measurement("first_predict_ms", raw["first_predict_ms"], "ms")]
+        if result.status == "ok":  # an error/timeout result writes 0 for what it never measured
+            rows += [Measurement("load_cold_ms", raw["load_ms"]["cold"], "ms"),
+                     Measurement("load_warm_ms", raw["load_ms"]["warm"], "ms"),
+                     Measurement("first_predict_ms", raw["first_predict_ms"], "ms")]
         rows += [Measurement("latency_ms", ms, "ms", i) for i, ms in enumerate(raw["latencies_ms"])]
         if raw["memory"].get("min_available_mb") is not None and (mem is None or mem.min_available_mb is None):
             rows.append(Measurement("min_available_mb", raw["memory"]["min_available_mb"], "MB"))
