@@ -12,6 +12,7 @@ Modules: ``data`` (store -> dataclasses), ``qualify`` (gates), ``regression`` (b
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,7 +26,10 @@ from orchestrator.report.regression import compare_runs
 from orchestrator.report.render_terminal import render_terminal
 from orchestrator.results import ResultsStore
 
-FILE_FORMATS = {"md": "report.md", "html": "report.html", "junit": "junit.xml", "json": "report.json"}
+# format -> (file name, renderer): ``orchestrator.report.<renderer>.<renderer>(report) -> str``. Imported only
+# when that format is written, so a Markdown-only report never imports matplotlib.
+FILE_FORMATS = {"md": ("report.md", "render_markdown"), "html": ("report.html", "render_html"),
+                "junit": ("junit.xml", "render_junit"), "json": ("report.json", "render_json")}
 FORMATS = ("terminal", *FILE_FORMATS)
 
 
@@ -53,17 +57,15 @@ def parse_formats(text: str | Iterable[str]) -> tuple[str, ...]:
 
 def write_reports(report: Report, formats: Iterable[str], out_dir: Path) -> dict[str, Path]:
     """Write every file format in ``formats`` under ``out_dir``; returns format -> path ("terminal" is skipped)."""
-    from orchestrator.report import render_html, render_json, render_junit, render_markdown
-
-    writers = {"md": render_markdown.render_markdown, "html": render_html.render_html,
-               "junit": render_junit.render_junit, "json": render_json.render_json}
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for fmt in formats:
         if fmt in FILE_FORMATS:
-            path = out_dir / FILE_FORMATS[fmt]
+            name, renderer = FILE_FORMATS[fmt]
+            render = getattr(importlib.import_module(f"orchestrator.report.{renderer}"), renderer)
+            path = out_dir / name
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(writers[fmt](report), encoding="utf-8")
+            tmp.write_text(render(report), encoding="utf-8")
             tmp.replace(path)
             paths[fmt] = path
     return paths
