@@ -225,7 +225,8 @@ def regression_plot(report: Report) -> str | None:
     """Every comparison with a figure: the change, its interval, and the no-change band (the threshold)."""
     groups = [(m, label, [c for c in report.comparisons if c.metric == m and c.change is not None])
               for m, label in _PANELS]
-    groups = [g for g in groups if g[2]]
+    # A panel where every figure is exactly unchanged (deterministic PSNR, say) shows nothing: leave it out.
+    groups = [g for g in groups if any(c.change or c.low or c.high for c in g[2])]
     if not groups:
         return None
     heights = [0.3 * len(g[2]) + 0.8 for g in groups]

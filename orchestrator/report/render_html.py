@@ -21,6 +21,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .banner{border-radius:8px;padding:14px 18px;margin:14px 0;font-size:18px;font-weight:600;color:#fff}
 .banner.pass{background:#2e7d32}.banner.fail{background:#c62828}
 .banner small{display:block;font-size:12.5px;font-weight:400;opacity:.9;margin-top:2px}
+.banner ul{margin:6px 0 0;padding-left:20px;font-size:13px;font-weight:400}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:12.5px;margin:6px 0}
 th,td{border:1px solid #e0e0e0;padding:4px 7px;text-align:left;vertical-align:top}
 th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
@@ -68,9 +69,20 @@ def _header(report: Report) -> str:
             f'<div class="meta">run <code>{escape(run.id)}</code> ({escape(run.status)}) · started '
             f"{text.when(run.started_at)} · git <code>{escape(run.git_rev or '–')}</code> · baseline "
             f"{escape(report.baseline.setting)} → <code>{escape(ids)}</code></div>"
-            f'<div class="banner {cls}">{escape(report.headline)}<small>exit code '
-            f"{0 if report.passed else 1}: {'every gate passes and no regression' if report.passed else 'see below'}"
-            "</small></div>")
+            f'<div class="banner {cls}">{escape(report.headline)}{_top_problems(report)}</div>')
+
+
+def _top_problems(report: Report, limit: int = 6) -> str:
+    """Under the verdict: the first failures and regressions, so the reader knows why before scrolling."""
+    lines = [f"{v.device_key} · {v.component}: {p}" for v in report.failed for p in text.problems(v)
+             if not p.startswith("stability")]
+    lines += [f"{c.device_key} · {c.component} · {c.variant}: {c.metric} regression {text.change_text(c)}"
+              for c in report.regressions]
+    if not lines:
+        return "<small>exit code 0: every gate passes and no regression was found</small>"
+    more = f"<li>… and {len(lines) - limit} more below</li>" if len(lines) > limit else ""
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines[:limit])
+    return f"<small>exit code 1</small><ul>{items}{more}</ul>"
 
 
 def _ships(report: Report) -> str:
@@ -164,7 +176,7 @@ def _regression(report: Report) -> str:
             for c in sorted(report.comparisons, key=lambda c: CLASS_ORDER.index(c.classification))]
     return (f"<h2>Regression against {escape(base.setting)}</h2><p class=meta>{escape(method)}</p>"
             + _figure(plots.regression_plot(report), "Point: change; bar: confidence interval; grey band: "
-                      "within the threshold (no change).")
+                      "within the threshold (no change). A metric whose every figure is unchanged gets no panel.")
             + _table(["device", "component", "variant", "units", "metric", "baseline", "candidate", "change [CI]",
                       "threshold", "verdict"], rows, {5, 6, 7, 8}))
 
