@@ -72,6 +72,8 @@ class JobData:
     metrics: Mapping[str, tuple[float, ...]]
     events: tuple[EventData, ...] = ()
     artifact_psnr_db: float | None = None  # the build-time PSNR from the artifact manifest, when known
+    runtime: str | None = None  # what executed the model: "coreml", or "mil-executor" (mlfarm's, on Linux)
+    thermal: str | None = None  # the device's thermal state after the job (nominal ... critical)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -197,6 +199,11 @@ def _artifact_psnr(store: ResultsStore, job: JobRow, cache: dict[str, float | No
     return cache[job.artifact_id]
 
 
+def _result_field(job: JobRow, section: str, key: str) -> str | None:
+    value = ((job.result or {}).get(section) or {}).get(key)
+    return value if isinstance(value, str) else None
+
+
 def _jobs(store: ResultsStore, run_id: str, events: list[EventData]) -> tuple[JobData, ...]:
     by_job: dict[str, list[EventData]] = {}
     for e in events:
@@ -213,6 +220,8 @@ def _jobs(store: ResultsStore, run_id: str, events: list[EventData]) -> tuple[Jo
             compute_units=job.compute_units, status=job.status, predicted_peak_mb=job.predicted_peak_mb,
             limit_mb=job.limit_mb, error=job.error, metrics={k: tuple(v) for k, v in metrics.items()},
             events=tuple(by_job.get(job.id, ())), artifact_psnr_db=_artifact_psnr(store, job, psnr_cache),
+            runtime=_result_field(job, "harness", "runtime"),
+            thermal=_result_field(job, "device", "thermal_state_after"),
         ))
     return tuple(out)
 

@@ -86,6 +86,13 @@ class Report:
         unverified = [d.key for d in self.run.devices if d.limit_unverified]
         if unverified:
             out.append(f"† memory limits no source confirms: {', '.join(unverified)}")
+        executor = sorted({j.device_key for j in self.run.jobs if j.runtime == "mil-executor"})
+        if executor:
+            out.append(f"latency on {', '.join(executor)} is mlfarm's MIL executor on this machine, not Core ML")
+        hot = [f"{j.device_key} {j.component} ({j.thermal})" for j in self.run.jobs
+               if j.thermal in ("serious", "critical")]
+        if hot:
+            out.append(f"thermal state high after: {', '.join(hot)}; latency may be throttled")
         if self.uncompared:
             out.append(f"{len(self.uncompared)} job(s) have no counterpart in the baseline and were not compared")
         return tuple(out)

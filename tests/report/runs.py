@@ -48,6 +48,7 @@ class FakeJob:
     artifact_psnr_db: float | None = None
     error: str | None = None
     events: Sequence[Event] = ()
+    thermal: str = "nominal"
     extra: dict[str, float] = field(default_factory=dict)
 
     def measurements(self) -> list[Measurement]:
@@ -111,7 +112,9 @@ class RunWriter:
             [job_id] = self.store.add_jobs(run_id, [NewJob(job.device, job.component, job.variant, job.units,
                                                            artifact, job.predicted_mb, job.limit_mb)])
             self.store.start_job(job_id)
-            self.store.finish_job(job_id, job.status, result={"status": job.status}, error=job.error,
+            result = {"status": job.status, "harness": {"runtime": "mil-executor"},
+                      "device": {"thermal_state_after": job.thermal}}
+            self.store.finish_job(job_id, job.status, result=result, error=job.error,
                                   measurements=job.measurements(), events=job.events)
         self.store.set_run_status(run_id, status)
         return run_id

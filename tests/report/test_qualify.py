@@ -168,3 +168,10 @@ def test_an_invalid_spec_section_falls_back_to_defaults_with_a_note(writer, cata
     report = report_of(writer, catalog, jobs, spec=tiny_spec(gates={"max_cv": -1}))
     assert report.run.gates.max_cv == 0.15
     assert any("spec.gates.max_cv" in n and "using the default gates" in n for n in report.notes)
+
+
+def test_notes_say_what_executed_the_model_and_thermal_trouble(writer, catalog, jobs):
+    report = report_of(writer, catalog, with_job(jobs, "host", "unet", thermal="serious"))
+    assert any(n.startswith("latency on host, virtual:iphone-12, virtual:iphone-15-pro is mlfarm's MIL executor")
+               for n in report.notes)
+    assert "thermal state high after: host unet (serious); latency may be throttled" in report.notes
