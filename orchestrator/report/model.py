@@ -36,7 +36,7 @@ class Report:
 
     @property
     def unstable(self) -> tuple[JobVerdict, ...]:
-        return tuple(v for v in self.gating if v.status == "warn")
+        return tuple(v for v in self.gating if (g := v.gate("stability")) is not None and g.status == "warn")
 
     @property
     def regressions(self) -> tuple[Comparison, ...]:

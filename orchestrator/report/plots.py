@@ -25,7 +25,7 @@ from matplotlib.patches import Patch
 from orchestrator.report.model import Report
 from orchestrator.report.qualify import JobVerdict
 from orchestrator.report.regression import Comparison
-from orchestrator.report.units import mb, signed
+from orchestrator.report.units import mb, ms, signed
 
 COLORS = {"pass": "#2e7d32", "fail": "#c62828", "warn": "#ef8f00", "n/a": "#9e9e9e",
           "regression": "#c62828", "suspicious": "#ef8f00", "improvement": "#2e7d32", "no change": "#607d8b",
@@ -95,7 +95,7 @@ def _latency_panel(ax: plt.Axes, component: str, rows: list[JobVerdict], samples
                         textcoords="offset points", fontsize=7, color=COLORS["fail"])
         if v.latency is not None:
             top = max(samples[v.job_id or ""])
-            ax.annotate(f"p90 {v.latency.p90:,.1f} ms", (min(top, right), y), xytext=(5, -3),
+            ax.annotate(f"p90 {ms(v.latency.p90)}", (min(top, right), y), xytext=(5, -3),
                         textcoords="offset points", fontsize=7, color="#424242")
     marks = [(y, baseline[k]) for y, v in zip(ys, rows, strict=True)
              if (k := (v.device_key, v.component, v.variant, v.compute_units)) in baseline]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -36,15 +37,25 @@ def _devices(report: Report) -> Table:
     return table
 
 
-def _qualification(report: Report) -> Table:
-    table = Table(title="qualification (gating jobs; p50 / p90 latency, peak / allowed memory)", title_justify="left")
-    for col in ("device", "component", "variant", "units", "memory", "latency", "PSNR", "CV", "verdict"):
-        table.add_column(col, no_wrap=col in ("variant", "memory", "latency"))
+def _qualification(report: Report, width: int) -> Table:
+    """Wide terminals get every column; narrow ones fold units into the variant and leave CV to the reasons."""
+    wide = width >= 140
+    table = Table(title="qualification (gating jobs; p50 / p90 latency, peak / allowed memory)", title_justify="left",
+                  box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, pad_edge=wide,
+                  padding=(0, 1, 0, 1) if wide else (0, 1, 0, 0))
+    columns = [("device", 9), ("component", 9), ("variant", 26 if wide else 12)] + (
+        [("units", 8)] if wide else []) + [("memory", 9), ("latency", 8), ("PSNR", 7)] + (
+        [("CV", 5)] if wide else []) + [("verdict", 8)]
+    for col, min_width in columns:
+        table.add_column(col, min_width=None if wide else min_width, overflow="fold")
     for v in report.gating:
         style = _STATUS_STYLE[v.status]
-        table.add_row(escape(text.device_cell(v.device_key, v.emulated)), v.component, v.variant, v.compute_units,
-                      text.memory_cell(v), text.latency_cell(v), text.psnr_cell(v), text.cv_cell(v),
-                      f"[{style}]{text.STATUS_WORD[v.status]}[/]")
+        variant = v.variant if wide else f"{v.variant} ({v.compute_units})"
+        cells = [escape(text.device_cell(v.device_key, v.emulated)), v.component, variant]
+        cells += [v.compute_units] if wide else []
+        cells += [text.memory_cell(v), text.latency_cell(v), text.psnr_cell(v)]
+        cells += [text.cv_cell(v)] if wide else []
+        table.add_row(*cells, f"[{style}]{text.STATUS_WORD[v.status]}[/]")
     return table
 
 
@@ -60,7 +71,7 @@ def _regression(report: Report) -> Table:
                   title_justify="left")
     for col in ("device", "component", "variant", "units", "metric", "baseline", "candidate",
                 f"change [{report.run.regression.confidence:.0%} CI]", "threshold", "verdict"):
-        table.add_column(col, no_wrap=col in ("variant",))
+        table.add_column(col, min_width=5, overflow="fold")
     for c in _flagged(report):
         style = _CLASS_STYLE[c.classification]
         verdict = f"[{style}]{c.classification}[/]" if style else c.classification
@@ -74,7 +85,7 @@ def render_terminal(report: Report, console: Console) -> None:
     """Print the whole report to ``console`` (inject a ``Console(file=StringIO())`` in tests)."""
     _header(report, console)
     console.print(_devices(report))
-    console.print(_qualification(report))
+    console.print(_qualification(report, console.width))
     for v in report.gating:
         for line in text.problems(v):
             mark = "[yellow]![/]" if line.startswith("stability") else "[red]✗[/]"
