@@ -137,3 +137,13 @@ def test_write_reports_writes_every_file_format(report, tmp_path):
     for fmt, path in paths.items():
         assert path.read_text(encoding="utf-8").strip(), fmt
     assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_terminal_tables_fit_the_terminal(report, width):
+    buf = io.StringIO()
+    render_terminal(report, Console(file=buf, width=width, color_system=None))
+    table_lines = [line for line in buf.getvalue().splitlines() if not line.lstrip().startswith(("!", "✗", "note:"))]
+    assert max(len(line) for line in table_lines) <= width
+    header = next(line for line in table_lines if "verdict" in line and "device" in line)
+    assert ("units" in header) == (width >= 140)  # narrow terminals fold the units into the variant
