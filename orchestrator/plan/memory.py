@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -33,6 +34,17 @@ class Overheads:
     def default(cls) -> Overheads:
         text = resources.files("orchestrator.plan").joinpath("overhead.yaml").read_text()
         return cls(yaml.safe_load(text))
+
+    @classmethod
+    def load(cls, workdir: Path) -> Overheads:
+        """The calibrated table (``.mlfarm/overhead.yaml``, written by ``mlfarm calibrate``) when there is one,
+        else the defaults."""
+        calibrated = workdir / ".mlfarm" / "overhead.yaml"
+        if calibrated.is_file():
+            data = yaml.safe_load(calibrated.read_text())
+            if isinstance(data, dict):
+                return cls(data)
+        return cls.default()
 
     def get(self, runtime: str, family: str, compute_units: str) -> float:
         per_family = self.table.get(runtime, {}).get(family) or self.table.get(runtime, {}).get("iphone", {})

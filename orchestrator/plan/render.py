@@ -28,7 +28,8 @@ def render_plan(plan: Plan, console: Console) -> None:
     table = Table(title=f"plan for {plan.spec_name}: chosen variant per device and component "
                         "(predicted peak / allowed = limit minus headroom)")
     for col in ("device", "component", "chosen variant", "units", "memory", "PSNR", "latency"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, no_wrap=col in ("chosen variant", "units"), overflow="fold")
+    warnings: dict[str, list[str]] = {}
     for d in plan.devices:
         for i, comp in enumerate(plan.components):
             c = d.chosen.get(comp)
@@ -40,9 +41,12 @@ def render_plan(plan: Plan, console: Console) -> None:
                               Text(why, style="red"))
             else:
                 table.add_row(name, comp, c.variant, c.compute_units, _memory(c, d), _psnr(c), _latency(c))
-        if d.warnings:
-            table.add_row("", "", Text("; ".join(d.warnings), style="yellow"), "", "", "", "")
+        for w in d.warnings:
+            warnings.setdefault(w.replace(f"of {d.profile_id} ", "of this device "), []).append(d.key)
     console.print(table)
+    for text, keys in warnings.items():
+        who = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+        console.print(f"[yellow]note[/] ({who}): {text}", soft_wrap=True)
 
 
 def render_explain(d: DevicePlan, console: Console) -> None:
