@@ -95,6 +95,22 @@ def test_bootstrap_blocks_do_not_change_the_result(monkeypatch):
     assert np.array_equal(regression.bootstrap_medians(x, 500, np.random.default_rng(1)), whole)
 
 
+@pytest.mark.parametrize("cv", [0.03, 0.05])
+def test_trial_rates_at_known_noise(cv):
+    """The rates the harness test asks for, on log-normal latencies of known CV, 100 seeded trials x 20 samples."""
+    rng = np.random.default_rng(int(cv * 1000))
+    sigma = np.sqrt(np.log(1 + cv**2))
+
+    def draw(median: float) -> JobData:
+        return job(median * rng.lognormal(0.0, sigma, 20))
+
+    spec = RegressionSpec(resamples=1000)
+    slow = [compare_latency(KEY, draw(11.0), [draw(10.0)], spec, seed=i).classification for i in range(100)]
+    same = [compare_latency(KEY, draw(10.0), [draw(10.0)], spec, seed=i).classification for i in range(100)]
+    assert slow.count("regression") >= 95
+    assert same.count("regression") + same.count("improvement") <= 5
+
+
 positive = st.floats(min_value=0.5, max_value=1e4, allow_nan=False, allow_infinity=False)
 
 
