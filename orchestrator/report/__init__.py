@@ -6,8 +6,11 @@
     render_terminal(report, console)
     sys.exit(report_exit_code(report))                              # 0 all gates pass and no regression, else 1
 
-Modules: ``data`` (store -> dataclasses), ``qualify`` (gates), ``regression`` (bootstrap statistics),
-``model`` (the Report), ``plots`` (matplotlib SVG), and one ``render_*`` module per output format.
+Modules: ``data`` (store -> dataclasses; ``plan_view`` reads the plan's choices), ``qualify`` (gates),
+``regression`` (bootstrap statistics), ``model`` (the Report), ``text``/``units`` (wording shared by every
+output), ``plots`` (matplotlib SVG), and one ``render_*`` module per output format.
+
+``mlfarm report`` and ``mlfarm qualify`` both go through ``orchestrator.cli.report.produce_report``.
 """
 
 from __future__ import annotations
