@@ -91,7 +91,9 @@ def _ships(report: Report) -> str:
     rows = []
     for d in report.run.devices:
         limit = text.mb(d.limit_mb) + ("†" if d.limit_unverified else "")
-        row = [_device(d.key, d.emulated), escape(f"{d.profile_id} ({d.family})"), limit]
+        unverified = (f'<div class="meta">† unverified: {escape(", ".join(d.unverified))}</div>'
+                      if d.unverified else "")
+        row = [_device(d.key, d.emulated), escape(f"{d.profile_id} ({d.family})") + unverified, limit]
         for comp in comps:
             cell = [v for v in report.gating if v.device_key == d.key and v.component == comp]
             row.append("<br>".join(f"<code>{escape(v.variant)}</code> {escape(v.compute_units)} {_status(v.status)}"

@@ -85,6 +85,7 @@ def test_html_is_self_contained_with_inline_svg_plots(html):
                         "Predicted vs measured memory", "Regression against last", "Events", "Notes"]
     assert '<div class="banner fail">FAIL: 1 gate failure, 2 regressions, 1 suspicious, 1 unstable' in html
     assert "emulated: not device latency" in html and "3,072 MB†" in html
+    assert "† unverified: os.max, memory.app_limit_mb, memory.app_limit_increased_mb" in html  # iphone-15-pro
     assert "regression: latency +" in html  # the regression is shown next to the variant that ships
 
 
