@@ -102,27 +102,36 @@ MODEL_SCRIPT = textwrap.dedent("""
     import numpy as np
     import coremltools as ct
     from coremltools.converters.mil import Builder as mb
-    rows, cols = int(sys.argv[2]), int(sys.argv[3])
-    weight = np.random.RandomState(0).randn(cols, rows).astype(np.float32) * 0.05
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, rows))], opset_version=ct.target.iOS16)
-    def prog(x):
-        return mb.relu(x=mb.linear(x=x, weight=weight), name="y")
-    model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-                       compute_precision=ct.precision.FLOAT32)
-    model.save(sys.argv[1])
+    for dest, rows, cols in zip(sys.argv[1::3], sys.argv[2::3], sys.argv[3::3]):
+        weight = np.random.RandomState(0).randn(int(cols), int(rows)).astype(np.float32) * 0.05
+        @mb.program(input_specs=[mb.TensorSpec(shape=(1, int(rows)))], opset_version=ct.target.iOS16)
+        def prog(x):
+            return mb.relu(x=mb.linear(x=x, weight=weight), name="y")
+        model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+                           compute_precision=ct.precision.FLOAT32)
+        model.save(dest)
 """)
 
 
-def build_model(dest: Path, rows: int, cols: int) -> Path:
-    """A one-layer ML Program (x[1, rows] -> relu(linear) -> y) built with coremltools' MIL builder."""
-    subprocess.run([sys.executable, "-c", MODEL_SCRIPT, str(dest), str(rows), str(cols)], check=True,
-                   capture_output=True, timeout=300)
-    return dest
+def build_models(specs: list[tuple[Path, int, int]]) -> None:
+    """One-layer ML Programs (x[1, rows] -> relu(linear, seeded weights) -> y) built with coremltools' MIL
+    builder, all in one subprocess (coremltools is imported once)."""
+    args = [str(a) for spec in specs for a in spec]
+    subprocess.run([sys.executable, "-c", MODEL_SCRIPT, *args], check=True, capture_output=True, timeout=300)
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_model(tmp_path_factory.mktemp("models") / "tiny.mlpackage", 64, 64)
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``tiny`` (64x64) and ``big`` (2048 -> 8192: 64 MiB of fp32 weights)."""
+    folder = tmp_path_factory.mktemp("models")
+    paths = {"tiny": folder / "tiny.mlpackage", "big": folder / "big.mlpackage"}
+    build_models([(paths["tiny"], 64, 64), (paths["big"], 2048, 8192)])
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_model(models: dict[str, Path]) -> Path:
+    return models["tiny"]
 
 
 def pmd(address: str, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
