@@ -12,6 +12,8 @@ import pytest
 
 from orchestrator.cli import main
 
+pytest_plugins = ["tests.fixtures.build"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FACTS = REPO.parent / "shared" / "facts"
 

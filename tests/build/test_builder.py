@@ -1,0 +1,145 @@
+"""build_spec: cache hits, what a change rebuilds, corruption, shared work, and errors that name the artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from orchestrator.build.builder import BuildEvent, build_spec, execute, plan_build
+from orchestrator.build.store import ArtifactStore
+from orchestrator.errors import BuildError, UsageError
+from orchestrator.spec import ReleaseSpec, load_spec
+from tests.fixtures.build import TINY_SPEC_PATH
+
+PAIR = ["fp16-none-original", "fp16-palette4-original"]
+
+
+def spec_with(folder: Path, name: str = "tiny-sd", *, check: bool = True, **edits: Any) -> ReleaseSpec:
+    """examples/tiny-sd.yaml with top-level sections replaced and/or text encoder inputs changed."""
+    data = yaml.safe_load(TINY_SPEC_PATH.read_text())
+    data["name"] = name
+    if "tokens" in edits:
+        data["model"]["components"]["text_encoder"]["inputs"]["input_ids"]["shape"] = [1, edits.pop("tokens")]
+    data.update(edits)
+    path = folder / f"{name}-{abs(hash(str(data)))}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_spec(path, run_checks=check)
+
+
+class Recorder(list[BuildEvent]):
+    def __call__(self, event: BuildEvent) -> None:
+        self.append(event)
+
+    def stages(self, variant: str) -> list[str]:
+        return [e.stage for e in self if e.variant == variant]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("builder")
+
+
+@pytest.fixture(scope="module")
+def store(folder: Path) -> ArtifactStore:
+    return ArtifactStore(folder / "artifacts")
+
+
+@pytest.fixture(scope="module")
+def first(folder: Path, store: ArtifactStore) -> tuple[list[Any], Recorder]:
+    events = Recorder()
+    entries = build_spec(spec_with(folder), store, components=["text_encoder"], variants=PAIR, progress=events)
+    return entries, events
+
+
+def test_a_cold_build_goes_through_every_stage(first: tuple[list[Any], Recorder]) -> None:
+    entries, events = first
+    assert [e.variant for e in entries] == PAIR and not any(e.cache_hit for e in entries)
+    assert events.stages("fp16-palette4-original") == ["queued", "export", "convert", "compress", "save", "done"]
+    # Both variants share one export and one conversion: the stage events arrive together.
+    exports = [i for i, e in enumerate(events) if e.stage == "export"]
+    assert exports == [2, 3]
+    manifest = entries[1].manifest
+    assert manifest["build"]["shared"] == {"export": 2, "convert": 2}
+    assert manifest["source"]["id"] == "builtin:tiny-sd" and len(manifest["source"]["weights_hash"]) == 64
+    assert set(manifest["tools"]) >= {"coremltools", "torch", "mlfarm"}
+    assert manifest["variant"] == {"id": "fp16-palette4-original", "precision": "fp16", "weights": "palette4",
+                                   "attention": "original"}
+
+
+def test_an_identical_build_is_all_cache_hits(first: tuple[list[Any], Recorder], folder: Path,
+                                              store: ArtifactStore) -> None:
+    events = Recorder()
+    again = build_spec(spec_with(folder), store, components=["text_encoder"], variants=PAIR, progress=events)
+    assert all(e.cache_hit for e in again)
+    assert [e.sha256 for e in again] == [e.sha256 for e in first[0]]
+    assert {e.stage for e in events} == {"cached"}
+
+
+def test_adding_a_variant_builds_only_that_one(first: tuple[list[Any], Recorder], folder: Path,
+                                               store: ArtifactStore) -> None:
+    spec = spec_with(folder, variants={"precision": ["fp16"], "weights": ["none", "palette4", "int8"],
+                                       "attention": ["original"]})
+    plan = plan_build(spec, store, components=["text_encoder"])
+    assert {i.variant.id: i.lookup.reason for i in plan.items} == {
+        "fp16-none-original": "hit", "fp16-int8-original": "new", "fp16-palette4-original": "hit"}
+    events = Recorder()
+    entries = execute(plan, spec, store, progress=events)
+    assert [e.cache_hit for e in entries] == [True, False, True]
+    assert events.stages("fp16-int8-original")[-1] == "done"
+    assert events.stages("fp16-none-original") == ["cached"]
+
+
+def test_changing_an_input_shape_rebuilds_and_says_why(first: tuple[list[Any], Recorder], folder: Path,
+                                                       store: ArtifactStore) -> None:
+    plan = plan_build(spec_with(folder, tokens=64), store, components=["text_encoder"], variants=PAIR)
+    assert {i.lookup.reason for i in plan.items} == {"inputs changed: inputs"}
+
+
+def test_the_same_inputs_under_another_spec_name_reuse_the_blob(first: tuple[list[Any], Recorder], folder: Path,
+                                                                 store: ArtifactStore) -> None:
+    events = Recorder()
+    entries = build_spec(spec_with(folder, name="tiny-sd-copy"), store, components=["text_encoder"],
+                         variants=PAIR, progress=events)
+    assert all(e.cache_hit for e in entries) and {e.stage for e in events} == {"cached"}
+    assert [e.sha256 for e in entries] == [e.sha256 for e in first[0]]
+    assert store.get("tiny-sd-copy", "text_encoder", PAIR[0]) is not None
+
+
+def test_a_corrupt_blob_is_rebuilt_never_used(first: tuple[list[Any], Recorder], folder: Path,
+                                              store: ArtifactStore) -> None:
+    entry = store.get("tiny-sd", "text_encoder", "fp16-none-original")
+    assert entry is not None
+    weights = entry.path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert store.verify(entry) == "corrupt"
+    events = Recorder()
+    rebuilt = build_spec(spec_with(folder), store, components=["text_encoder"], variants=["fp16-none-original"],
+                         progress=events)[0]
+    assert events[0].stage == "queued" and events[0].detail == "blob corrupt"
+    assert rebuilt.cache_hit is False and store.verify(rebuilt) == "ok"
+
+
+def test_unknown_selection_is_a_usage_error(folder: Path, store: ArtifactStore) -> None:
+    with pytest.raises(UsageError, match="not in the spec's variants") as err:
+        plan_build(spec_with(folder), store, variants=["fp16-palette5-original"])
+    assert err.value.fix and "fp16-palette6-split_einsum_v2" in err.value.fix
+    with pytest.raises(UsageError, match="safety_checker"):
+        plan_build(spec_with(folder), store, components=["safety_checker"])
+
+
+def test_a_failing_export_names_component_variants_and_fix(folder: Path, store: ArtifactStore) -> None:
+    # 78 tokens passes nothing but the schema (checks off): CLIP has 77 positions, so tracing fails.
+    spec = spec_with(folder, tokens=78, check=False)
+    events = Recorder()
+    with pytest.raises(BuildError) as err:
+        build_spec(spec, store, components=["text_encoder"], variants=PAIR, progress=events)
+    assert "text_encoder" in err.value.message and "fp16-palette4-original" in err.value.message
+    assert err.value.fix and err.value.__cause__ is not None
+    assert events.stages("fp16-none-original")[-1] == "failed"
+    assert store.get(spec.name, "text_encoder", "fp16-none-original").build_key != plan_build(  # type: ignore[union-attr]
+        spec, store, components=["text_encoder"], variants=PAIR).items[0].key.digest  # nothing was recorded
