@@ -43,7 +43,7 @@ def test_a_regression_exits_1_and_none_baseline_exits_0(mlfarm, writer: RunWrite
     result = mlfarm("report", run_id, "--out", tmp_path / "a", "--format", "md")
     assert result.exit_code == 1
     assert "9 regressions" in result.out
-    assert mlfarm("report", run_id, "--out", tmp_path / "b", "--baseline", "none").exit_code == 0
+    assert mlfarm("report", run_id, "--out", tmp_path / "b", "--format", "json", "--baseline", "none").exit_code == 0
 
 
 def test_json_output_and_default_folder(mlfarm, writer: RunWriter, rng, tmp_path, monkeypatch):
