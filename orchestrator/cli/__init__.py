@@ -27,6 +27,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("orchestrator.cli.devices", "virtual"),
     ("orchestrator.cli.report", "report"),
     ("orchestrator.cli.harness", "harness"),
+    ("orchestrator.cli.analyze", "analyze"),
+    ("orchestrator.cli.analyze", "run_artifact"),
 ]
 
 
