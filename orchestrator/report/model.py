@@ -44,8 +44,8 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        """Every gate of every gating job passes and no regression was found."""
-        return not self.failed and not self.regressions
+        """Every gate of every gating job passes and no regression was found (and something was measured)."""
+        return bool(self.gating) and not self.failed and not self.regressions
 
     def count(self, classification: str) -> int:
         return sum(1 for c in self.comparisons if c.classification == classification)
@@ -58,6 +58,8 @@ class Report:
         gates = [g for v in self.gating for g in v.gates]
         failed = [g for g in gates if g.status == "fail"]
         passed = sum(1 for g in gates if g.status == "pass")
+        if not self.gating:
+            return "FAIL: nothing was measured (the run has no job)"
         parts = [plural(len(failed), "gate failure") if failed else f"all {passed} gates passed"]
         if not self.baseline.runs:
             parts.append("no baseline")

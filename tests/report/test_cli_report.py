@@ -84,3 +84,12 @@ def test_bad_input_exits_2_with_a_message(mlfarm, writer: RunWriter, rng, tmp_pa
 def test_last_on_an_empty_database_exits_2(mlfarm):
     result = mlfarm("report", "last")
     assert result.exit_code == 2 and "no runs in" in result.err
+
+
+def test_a_run_that_measured_nothing_does_not_pass(mlfarm, writer: RunWriter, tmp_path):
+    run_id = writer.run([])
+    result = mlfarm("report", run_id, "--out", tmp_path / "rep")
+    assert result.exit_code == 1
+    assert "FAIL: nothing was measured (the run has no job)" in result.out
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["junit.xml", "report.html", "report.json",
+                                                                     "report.md"]
