@@ -20,7 +20,7 @@ from orchestrator.build.convert import Converted, convert
 from orchestrator.build.export import export_component
 from orchestrator.build.keys import tool_versions
 from orchestrator.build.logs import captured
-from orchestrator.build.package import PackageFacts, package_facts
+from orchestrator.build.package import PackageFacts, normalize_identifiers, package_facts
 from orchestrator.build.store import ArtifactEntry, ArtifactStore
 from orchestrator.errors import BuildError
 from orchestrator.models import ModelSource, SourceProblem
@@ -89,6 +89,7 @@ class GroupBuilder:
             with captured() as log:
                 try:
                     compressed.model.save(str(package))
+                    normalize_identifiers(package)
                 except Exception as exc:  # coremltools' save raises RuntimeError/OSError
                     raise BuildError(f"{where}: saving the package failed: {exc}\n{log.tail(4)}".rstrip(),
                                      fix="check free disk space and permissions of the artifact store") from exc

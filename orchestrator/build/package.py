@@ -9,7 +9,9 @@ LUTs, int8 dequantisation); the consts feeding those ops are their stored parts.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,21 @@ def tree_files(root: Path) -> dict[str, int]:
     """Relative path -> size of every file under ``root``, sorted by path."""
     files = {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()}
     return dict(sorted(files.items()))
+
+
+def normalize_identifiers(package: Path) -> None:
+    """Make a saved package reproducible: coremltools names the items in ``Manifest.json`` with random UUIDs,
+    the only bytes that differ between two saves of the same model. Replace them with UUIDs derived from each
+    item's path, so identical builds give identical packages, hence the same blob."""
+    path = package / "Manifest.json"
+    data = json.loads(path.read_text())
+    entries = data.get("itemInfoEntries", {})
+    renamed = {old: str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlfarm:mlpackage-item:{item.get('path', old)}"))
+               for old, item in entries.items()}
+    data["itemInfoEntries"] = {renamed[old]: item for old, item in entries.items()}
+    if data.get("rootModelIdentifier") in renamed:
+        data["rootModelIdentifier"] = renamed[data["rootModelIdentifier"]]
+    path.write_text(json.dumps(data, indent=4, sort_keys=True) + "\n")
 
 
 def tree_hash(root: Path) -> str:

@@ -13,8 +13,10 @@ from orchestrator.build.store import ArtifactStore
 from orchestrator.errors import BuildError, UsageError
 from orchestrator.spec import ReleaseSpec, load_spec
 from tests.fixtures.build import TINY_SPEC_PATH
+from tests.models.pipelines import save_hub_cache, save_pipeline
 
 PAIR = ["fp16-none-original", "fp16-palette4-original"]
+COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 
 
 def spec_with(folder: Path, name: str = "tiny-sd", *, check: bool = True, **edits: Any) -> ReleaseSpec:
@@ -143,3 +145,29 @@ def test_a_failing_export_names_component_variants_and_fix(folder: Path, store: 
     assert events.stages("fp16-none-original")[-1] == "failed"
     assert store.get(spec.name, "text_encoder", "fp16-none-original").build_key != plan_build(  # type: ignore[union-attr]
         spec, store, components=["text_encoder"], variants=PAIR).items[0].key.digest  # nothing was recorded
+
+
+@pytest.mark.parametrize("kind", ["folder", "hub"])
+def test_a_folder_or_hub_copy_of_the_weights_builds_the_same_bytes(
+        kind: str, first: tuple[list[Any], Recorder], store: ArtifactStore, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if kind == "folder":
+        save_pipeline(tmp_path / "pipe", ["text_encoder"], index_components=["text_encoder"])
+        source, source_id = "pipe", str((tmp_path / "pipe").resolve())  # relative to the spec's folder
+    else:
+        save_hub_cache(tmp_path / "hub", "mlfarm-test/tiny-sd", COMMIT, ["text_encoder"])
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+        source, source_id = f"hf://mlfarm-test/tiny-sd@{COMMIT}", "hf://mlfarm-test/tiny-sd"
+    data = yaml.safe_load(TINY_SPEC_PATH.read_text())
+    data["model"] = {"source": source, "components": {"text_encoder": data["model"]["components"]["text_encoder"]}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(data))
+    entry = build_spec(load_spec(tmp_path / "spec.yaml"), ArtifactStore(tmp_path / "artifacts"),
+                       variants=["fp16-none-original"])[0]
+    assert entry.manifest["source"]["id"] == source_id
+    if kind == "hub":
+        assert entry.manifest["source"]["identity"] == f"commit:{COMMIT}"
+    builtin = store.get("tiny-sd", "text_encoder", "fp16-none-original")
+    assert builtin is not None
+    # Same weights, same conversion: byte-identical packages, whatever the source.
+    assert entry.sha256 == builtin.sha256
