@@ -151,7 +151,7 @@ def memory_plot(report: Report) -> str | None:
                                   "headroom kept free)"),
                            Line2D([], [], color=COLORS["fail"], label="limit (jetsam)"),
                            Patch(color=COLORS["pass"], label="fits"), Patch(color=COLORS["fail"], label="fails")],
-                  loc="lower right", fontsize=7, framealpha=0.9)
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False, borderaxespad=0)
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
         return to_svg(fig)
@@ -269,5 +269,6 @@ def _delta_panel(ax: plt.Axes, metric: str, label: str, rows: list[Comparison], 
     ax.set_title(label.split(" change")[0], loc="left")
     ax.set_xlabel(label + "; grey band: no-change threshold; bar: confidence interval")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(handles=[Line2D([], [], color=COLORS[k], marker="o", label=k) for k in
-                       dict.fromkeys(c.classification for c in rows)], fontsize=7, loc="lower right")
+    kinds = list(dict.fromkeys(c.classification for c in rows))
+    ax.legend(handles=[Line2D([], [], color=COLORS[k], marker="o", label=k) for k in kinds], fontsize=7,
+              loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(kinds), frameon=False, borderaxespad=0.2)
