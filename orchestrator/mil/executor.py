@@ -61,7 +61,9 @@ class _Step:
     kernel: Kernel
     call: OpCall  # kept for every run: it memoises the op's constant arguments
     held: tuple[torch.dtype, ...]
+    shapes: tuple[tuple[int, ...] | None, ...]  # declared output shapes (None: dynamic), checked after each run
     frees: tuple[str, ...]  # run-time tensors whose last consumer is this op (or that nobody consumes)
+    float_width: int  # bytes per element of a float temporary (workspace) at this op
 
 
 class Executor:
@@ -119,7 +121,9 @@ class Executor:
                                            torch.float32) for t in out_types)
             kernel = registry.get(op.type)
             assert kernel is not None
-            steps.append(_Step(op, kernel, OpCall(op, out_types, self._weights), held, tuple(frees[i] + unused)))
+            shapes = tuple(t.shape if t.is_static else None for t in out_types)
+            steps.append(_Step(op, kernel, OpCall(op, out_types, self._weights), held, shapes,  # type: ignore[arg-type]
+                               tuple(frees[i] + unused), 2 if held and held[0] == torch.float16 else 4))
         return steps, {n for op in ops for n in op.input_names()} | keep
 
     def prepared_weight(self, name: str) -> np.ndarray:
@@ -151,7 +155,7 @@ class Executor:
                 for name, tensor in zip(step.op.outputs, outs, strict=True):
                     env[name] = tensor
                     added += _nbytes(tensor)
-                workspace = call.workspace_elements * _float_width(step.held)
+                workspace = call.workspace_elements * step.float_width
                 if live + added + workspace > peak:
                     peak, peak_op = live + added + workspace, step.op.name
                 live += added
@@ -174,13 +178,13 @@ class Executor:
             raise RuntimeError(f"{self.program.source}: kernel for '{op.type}' failed on op '{op.name}': "
                                f"{type(exc).__name__}: {exc}") from exc
         outs = []
-        for tensor, held, declared in zip(_as_tuple(result), step.held, call.out_types, strict=True):
+        for tensor, held, shape in zip(_as_tuple(result), step.held, step.shapes, strict=True):
             t = tensor if isinstance(tensor, torch.Tensor) else as_tensor(tensor)
             if t.dtype != held:
                 t = t.to(held)
-            if declared.is_static and tuple(t.shape) != declared.shape:
+            if shape is not None and t.shape != shape:
                 raise RuntimeError(f"{self.program.source}: kernel for '{op.type}' made shape {tuple(t.shape)} "
-                                   f"on op '{op.name}', the program declares {declared.shape}")
+                                   f"on op '{op.name}', the program declares {shape}")
             outs.append(t)
         return outs
 
@@ -220,10 +224,6 @@ def _as_tuple(result: Any) -> tuple[Any, ...]:
 
 def _nbytes(t: Any) -> int:
     return t.numel() * t.element_size() if isinstance(t, torch.Tensor) else 0
-
-
-def _float_width(held: tuple[torch.dtype, ...]) -> int:
-    return 2 if held and held[0] == torch.float16 else 4
 
 
 def _missing_fix(missing: list[str]) -> str:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from coremltools.converters.mil import Builder as mb
 
+from orchestrator.mil.kernels.elementwise import NATIVE_FP16
 from tests.mil.programs import build, close, rand, run, run1, t
 
 
@@ -107,3 +108,14 @@ def test_fp16_mode_rounds_every_op_output_fp32_mode_does_not():
     np.testing.assert_allclose(fp32, 1e-4, rtol=1e-3)
     assert fp16.dtype == np.float32  # declared output type, values rounded on the way
     np.testing.assert_array_equal(fp16, 0.0)
+
+
+@pytest.mark.parametrize("op", sorted(NATIVE_FP16))
+def test_native_fp16_kernels_equal_fp32_compute_then_rounding(op):
+    x = (rand(4, 64, 256) * 4).astype(np.float16)
+    program = build(lambda a: getattr(mb, op)(x=a), {"a": x.shape}, dtype="fp16")
+    (native,) = run(program, {"a": x}, precision="fp16")
+    fn = {"softmax": lambda v: torch.softmax(v, -1)}.get(op) or getattr(torch, op, None) or getattr(
+        torch.nn.functional, op)
+    reference = fn(torch.from_numpy(x).float()).half().numpy()
+    np.testing.assert_array_equal(native.astype(np.float16), reference)

@@ -71,12 +71,24 @@ def _unary(fn: Unary) -> Callable[[OpCall], torch.Tensor]:
     return kernel
 
 
+def _unary_raw(fn: Unary) -> Callable[[OpCall], torch.Tensor]:
+    def kernel(c: OpCall) -> torch.Tensor:
+        return fn(c.raw("x"))
+
+    return kernel
+
+
+# Ops whose torch CPU fp16 kernel computes in fp32 and rounds once, giving bit for bit the fp32-then-round result
+# without two conversions (tests/mil/test_kernels_elementwise.py checks this on the running torch).
+NATIVE_FP16 = frozenset({"relu", "sigmoid", "silu", "tanh", "sin", "cos", "square", "abs", "exp", "softmax"})
+
+
 _EXACT_IN_FP16 = {"add", "sub", "mul", "real_div", "maximum", "minimum", "equal", "not_equal", "less",
                   "less_equal", "greater", "greater_equal", "logical_and", "logical_or", "logical_xor"}
 for _name, _binary_fn in _BINARY.items():
     KERNELS.register(_name)((_binary_raw if _name in _EXACT_IN_FP16 else _binary)(_binary_fn))
 for _name, _unary_fn in _UNARY.items():
-    KERNELS.register(_name)(_unary(_unary_fn))
+    KERNELS.register(_name)((_unary_raw if _name in NATIVE_FP16 else _unary)(_unary_fn))
 
 
 @KERNELS.register("inverse")
@@ -124,7 +136,7 @@ def gelu(c: OpCall) -> torch.Tensor:
 
 @KERNELS.register("softmax")
 def softmax(c: OpCall) -> torch.Tensor:
-    return torch.softmax(c.tensor("x"), dim=c.int("axis", -1))
+    return torch.softmax(c.raw("x"), dim=c.int("axis", -1))
 
 
 @KERNELS.register("elu")
