@@ -26,7 +26,7 @@ GIL); a single large tensor splits its two passes over the weights across thread
     >>> w = np.array([[0.0, 0.1, 0.9, 1.0]], dtype=np.float16)
     >>> lut, idx = palettize(w, nbits=1)
     >>> lut.tolist(), idx.tolist()
-    ([0.0500488..., 0.9501953125], [[0, 0, 1, 1]])
+    ([0.04998779296875, 0.9501953125], [[0, 0, 1, 1]])
 """
 
 from __future__ import annotations
