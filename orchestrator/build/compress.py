@@ -10,8 +10,8 @@ variants of one conversion come from the same program.
     paletteN      k-means palette of 2**N fp16 values per tensor -> constexpr_lut_to_dense (N-bit indices)
     palette4-g16  one 16-entry palette per group of 16 output channels (iOS 18 opset)
 
-Palettes use a pluggable k-means: "coremltools" (its own, default for now) or "fast"
-(``orchestrator.build.coreml_palettize.palettize_model``, the exact palettizer, when it is proven).
+Palettes use a pluggable k-means: "fast" (default: ``orchestrator.build.coreml_palettize.palettize_model``,
+the exact palettizer, same ops, never a worse MSE, bench/palettize.py) or "coremltools" (its own).
 Tensors smaller than ``weight_threshold`` elements (biases, norms) stay uncompressed, as in coremltools.
 """
 
@@ -28,8 +28,8 @@ from orchestrator.variants import WEIGHTS, WeightScheme
 
 KMeans = Literal["coremltools", "fast"]
 KMEANS: tuple[KMeans, ...] = ("coremltools", "fast")
-# The palettizer engineer flips this to "fast" once orchestrator.build.coreml_palettize is proven.
-DEFAULT_KMEANS: KMeans = "coremltools"
+# "fast" is proven: tests/build/test_palettize.py, tests/build/test_coreml_palettize.py, bench/palettize.py.
+DEFAULT_KMEANS: KMeans = "fast"
 
 
 @dataclass(frozen=True)
