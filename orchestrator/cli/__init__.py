@@ -21,6 +21,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("orchestrator.cli.profiles", "profiles"),
     ("orchestrator.cli.spec", "spec"),
     ("orchestrator.cli.runs", "runs"),
+    ("orchestrator.cli.plan", "plan"),
+    ("orchestrator.cli.run", "run"),
     ("orchestrator.cli.build", "build"),
     ("orchestrator.cli.build", "artifacts"),
     ("orchestrator.cli.devices", "devices"),

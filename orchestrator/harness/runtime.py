@@ -43,27 +43,15 @@ class CoreMLPredictor:
 
 @dataclass
 class MilPredictor:
-    """mlfarm's MIL executor; fp16 artifacts run in fp16 mode (each op's output rounded like a device)."""
+    """mlfarm's MIL executor in the program's own precision: fp16 programs run in fp16 mode (each op's output
+    rounded and held as fp16, like a device), fp32 programs in fp32."""
 
     executor: Any
     runtime: str = "mil-executor"
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        result: dict[str, np.ndarray] = self.executor.run(inputs)
+        result: dict[str, np.ndarray] = self.executor.run(inputs).outputs
         return result
-
-
-def artifact_precision(path: Path) -> str:
-    """fp16 or fp32, from the artifact's manifest when present (mlfarm builds), else fp16 (Core ML default)."""
-    import json
-
-    for manifest in (path / "manifest.json", path.parent / "manifest.json"):
-        try:
-            data = json.loads(manifest.read_text())
-            return str(data["variant"]["precision"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return "fp16"
 
 
 def coreml_loader(path: Path, compute_units: str) -> Predictor:
@@ -76,7 +64,7 @@ def coreml_loader(path: Path, compute_units: str) -> Predictor:
 def mil_loader(path: Path, compute_units: str) -> Predictor:
     from orchestrator import mil
 
-    return MilPredictor(mil.Executor(path, precision=artifact_precision(path)))
+    return MilPredictor(mil.Executor(mil.load(path), precision="auto"))
 
 
 def import_runtime(runtime: str) -> None:

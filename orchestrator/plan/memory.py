@@ -3,7 +3,7 @@
 Resident weights: a compressed artifact stays compressed in memory only where the OS decompresses on the fly
 (iOS/iPadOS 17+, macOS 14+, ``WeightScheme.saves_memory_on``) and the Neural Engine runs it (Core ML's
 just-in-time decompression is "mostly on the NE"); elsewhere, and always in mlfarm's MIL executor, weights are
-decompressed to dense at load. Activation peak: the static liveness analysis (orchestrator/mil/analysis.py).
+decompressed to dense at load (the executor even holds them in fp32). Activation peak: the static liveness analysis (orchestrator/mil/analysis.py).
 Overhead: ``overhead.yaml`` per runtime, device family and compute units, refitted by ``refit``.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from orchestrator.plan.model import ArtifactFacts, MemoryPrediction, Runtime
-from orchestrator.variants import COMPUTE_UNITS, WEIGHTS, Variant
+from orchestrator.variants import COMPUTE_UNITS, PRECISIONS, WEIGHTS, Variant
 
 MB = 1024 * 1024
 
@@ -79,10 +79,17 @@ def decompresses_on_the_fly(variant: Variant, os_name: str, os_major: int, compu
     return uses_ane and os_major >= scheme.saves_memory_on.for_os(os_name)
 
 
+# mlfarm's MIL executor holds decompressed weights as fp32 torch tensors (its kernels compute in fp32), so an
+# fp16 program's weights take twice their fp16 size there; activations are held at the program's precision.
+EXECUTOR_WEIGHT_BYTES = 4
+
+
 def predict(facts: ArtifactFacts, variant: Variant, *, os_name: str, os_major: int, compute_units: str,
             family: str, has_ane: bool, runtime: Runtime, overheads: Overheads) -> MemoryPrediction:
     compressed = decompresses_on_the_fly(variant, os_name, os_major, compute_units, has_ane, runtime)
     weights = facts.weights_bytes_stored if compressed else facts.weights_bytes_decompressed
+    if runtime == "mil-executor":
+        weights = weights * EXECUTOR_WEIGHT_BYTES // PRECISIONS[variant.precision].bytes_per_element
     return MemoryPrediction(
         weights_mb=weights / MB,
         weights_basis="compressed" if compressed else "decompressed",

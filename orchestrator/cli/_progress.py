@@ -1,0 +1,76 @@
+"""Rich progress for long commands: build stages per artifact, then one bar per device while jobs run.
+
+With ``--json`` (or a console that is not a terminal) the same events are printed as plain lines on stderr,
+so logs stay readable and stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from orchestrator.runner.engine import WorkItem
+
+STATUS_STYLE = {"ok": "green", "jetsam": "bold red", "error": "red", "timeout": "yellow", "skipped": "dim"}
+
+
+class RunProgress:
+    """ProgressSink + build progress for one command; use as a context manager."""
+
+    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+        self.console = console
+        self.live = console.is_terminal and not quiet
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=True), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
+        self.tasks: dict[str, Any] = {}
+        self.build_task: Any = None
+
+    def __enter__(self) -> RunProgress:
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def _line(self, text: str) -> None:
+        if self.live:
+            self.progress.console.print(text, highlight=False)
+        else:
+            self.console.print(text, highlight=False, soft_wrap=True)
+
+    # --- stages and build ---------------------------------------------------------------------
+    def stage(self, text: str) -> None:
+        self._line(f"[bold]== {text}[/]")
+
+    def build_event(self, event: Any) -> None:
+        stage = getattr(event, "stage", "")
+        name = f"{event.component} {event.variant}"
+        if stage in ("done", "cached", "failed"):
+            took = f" ({event.seconds:.1f} s)" if getattr(event, "seconds", None) else ""
+            style = {"done": "green", "cached": "dim", "failed": "red"}[stage]
+            self._line(f"  [{style}]{stage:>6}[/] {name}{took} {event.detail or ''}".rstrip())
+        elif self.live:
+            self.progress.console.print(f"  [dim]{stage:>8}[/] {name}", highlight=False)
+
+    # --- ProgressSink ---------------------------------------------------------------------------
+    def device_started(self, device_key: str, total: int) -> None:
+        if self.live:
+            self.tasks[device_key] = self.progress.add_task(f"[bold]{device_key}[/]", total=total)
+
+    def job_started(self, item: WorkItem) -> None:
+        if self.live and item.device_key in self.tasks:
+            self.progress.update(self.tasks[item.device_key],
+                                 description=f"[bold]{item.device_key}[/] {item.component} {item.variant}")
+
+    def job_finished(self, item: WorkItem, status: str, detail: str) -> None:
+        style = STATUS_STYLE.get(status, "")
+        self._line(f"  {item.device_key:<24} {item.component:<13} {item.variant:<34} "
+                   f"[{style}]{status}[/] {detail}")
+        if self.live and item.device_key in self.tasks:
+            self.progress.advance(self.tasks[item.device_key])
