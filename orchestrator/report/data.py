@@ -19,7 +19,7 @@ from typing import Any
 from orchestrator.errors import UnknownProfileError, UsageError
 from orchestrator.profiles import Catalog, DeviceProfile
 from orchestrator.report.plan_view import Choice, plan_choices
-from orchestrator.results import EventRow, JobRow, ResultsStore
+from orchestrator.results import DeviceRow, EventRow, JobRow, ResultsStore
 from orchestrator.spec.model import GateSpec, RegressionSpec
 from orchestrator.validate import parse
 
@@ -169,7 +169,7 @@ def _profile(catalog: Catalog, profile_id: str) -> DeviceProfile | None:
         return None
 
 
-def _device(row: Any, catalog: Catalog, increased: bool) -> DeviceData:
+def _device(row: DeviceRow, catalog: Catalog, increased: bool) -> DeviceData:
     profile = _profile(catalog, row.profile_id)
     info = row.info or {}
     limit = info.get("limit_mb")
