@@ -205,7 +205,12 @@ class ArtifactStore:
         if self.blob_state(sha, component) != "ok":
             shutil.rmtree(self.blob_dir(sha), ignore_errors=True)
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(package, target)
+            try:
+                os.rename(package, target)
+            except OSError:
+                # Another build stored the same bytes a moment ago; theirs is as good as ours.
+                if self.blob_state(sha, component) != "ok":
+                    raise
         full = {"id": artifact_id(component, variant, sha), "sha256": sha, **manifest}
         existing = _read_json(self.blob_dir(sha) / "manifest.json") or {}
         # Sections added by later stages describe the same bytes: keep them when the same blob is rebuilt.
