@@ -5,6 +5,12 @@ Exit codes: 0 ok, 1 a gate failed or a regression was found, 2 bad input, 3 oper
 
 from __future__ import annotations
 
+import os
+
+# Before any command imports torch: OpenMP threads sleep instead of spinning, so the orchestrator and the
+# harness processes it starts do not slow each other down (see orchestrator/harness/__main__.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import importlib
 import sys
 from pathlib import Path
@@ -23,6 +29,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("orchestrator.cli.runs", "runs"),
     ("orchestrator.cli.plan", "plan"),
     ("orchestrator.cli.run", "run"),
+    ("orchestrator.cli.qualify", "qualify"),
     ("orchestrator.cli.build", "build"),
     ("orchestrator.cli.build", "artifacts"),
     ("orchestrator.cli.devices", "devices"),

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads OpenMP: worker threads sleep between parallel regions instead of spinning. Spinning
+# threads of several harnesses (or a harness next to the orchestrator) on one machine slow each other
+# down by 10-100x; sleeping costs nothing measurable for a single process.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import sys
 from pathlib import Path
