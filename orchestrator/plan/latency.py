@@ -65,9 +65,23 @@ def effective_tflops(profile: DeviceProfile, compute_units: str, precision: str,
 def estimate(profile: DeviceProfile, *, component: str, variant: str, precision: str, compute_units: str,
              flops: float, runtime: Runtime, history: History) -> LatencyEstimate:
     measured = history.get(profile.id, component, variant, compute_units)
+    guess = None
+    if flops > 0:
+        guess = round(flops / (effective_tflops(profile, compute_units, precision, runtime) * 1e12) * 1000.0, 3)
     if measured is not None:
-        return LatencyEstimate(round(measured, 3), "measured")
-    if flops <= 0:
+        return LatencyEstimate(round(measured, 3), "measured", guess)
+    if guess is None:
         return LatencyEstimate(None, "unknown")
-    tflops = effective_tflops(profile, compute_units, precision, runtime)
-    return LatencyEstimate(round(flops / (tflops * 1e12) * 1000.0, 3), "estimate")
+    return LatencyEstimate(guess, "estimate", guess)
+
+
+def calibrate(latencies: list[LatencyEstimate]) -> list[LatencyEstimate]:
+    """Scale the estimates of one device by the median measured/estimated ratio of its measured candidates, so
+    a measured candidate is not compared with an estimate that is off by an order of magnitude."""
+    ratios = sorted(x.ms / x.estimate_ms for x in latencies
+                    if x.source == "measured" and x.ms and x.estimate_ms)
+    if not ratios:
+        return latencies
+    k = ratios[len(ratios) // 2]
+    return [LatencyEstimate(round(x.ms * k, 3), "estimate", x.estimate_ms, round(k, 4))
+            if x.source == "estimate" and x.ms is not None else x for x in latencies]

@@ -3,8 +3,9 @@
 Resident weights: a compressed artifact stays compressed in memory only where the OS decompresses on the fly
 (iOS/iPadOS 17+, macOS 14+, ``WeightScheme.saves_memory_on``) and the Neural Engine runs it (Core ML's
 just-in-time decompression is "mostly on the NE"); elsewhere, and always in mlfarm's MIL executor, weights are
-decompressed to dense at load (the executor even holds them in fp32). Activation peak: the static liveness analysis (orchestrator/mil/analysis.py).
-Overhead: ``overhead.yaml`` per runtime, device family and compute units, refitted by ``refit``.
+decompressed to dense at load (the executor even holds them in fp32). Activation peak: the static liveness
+analysis (orchestrator/mil/analysis.py). Overhead: ``overhead.yaml`` per runtime, device family and compute
+units, refitted by ``refit``.
 """
 
 from __future__ import annotations

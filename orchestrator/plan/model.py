@@ -52,8 +52,13 @@ class MemoryPrediction:
 
 @dataclass(frozen=True)
 class LatencyEstimate:
+    """Measured history when there is some; else a FLOPs estimate, scaled by how far off the estimates were
+    for the candidates of the same device that do have history (``scale``), so the two can be compared."""
+
     ms: float | None
     source: Literal["measured", "estimate", "unknown"]
+    estimate_ms: float | None = None  # the unscaled FLOPs estimate, also kept for measured candidates
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from orchestrator.plan.model import Candidate, DevicePlan, Plan
 def _latency(c: Candidate) -> str:
     if c.latency.ms is None:
         return "-"
-    tag = "" if c.latency.source == "measured" else " est."
+    tag = "" if c.latency.source == "measured" else (" est." if c.latency.scale == 1.0 else " est.*")
     return f"{c.latency.ms:,.1f} ms{tag}"
 
 

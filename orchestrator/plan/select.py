@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from orchestrator.plan.latency import History, estimate
+from orchestrator.plan.latency import History, calibrate, estimate
 from orchestrator.plan.memory import Overheads, predict
 from orchestrator.plan.model import ArtifactFacts, Candidate, DevicePlan, MemoryPrediction, Plan, Reason, Runtime
 from orchestrator.plan.rules import RULES, Context
@@ -132,6 +132,8 @@ def plan_device(spec: ReleaseSpec, target: PlanTarget, artifacts: Mapping[tuple[
     candidates = [_candidate(target, spec, comp, v, u, artifacts.get((comp, v.id)), history, overheads, os_major,
                              limit, allowed)
                   for comp in spec.model.components for v in spec.variant_list() for u in units_list]
+    scaled = calibrate([c.latency for c in candidates])
+    candidates = [dataclasses.replace(c, latency=lat) for c, lat in zip(candidates, scaled, strict=True)]
     chosen: dict[str, Candidate | None] = {}
     for comp in spec.model.components:
         ok = sorted((c for c in candidates if c.component == comp and not c.rejected), key=_rank)

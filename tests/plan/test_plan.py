@@ -193,3 +193,16 @@ def test_overhead_refit_uses_median_residuals():
     assert fitted.get("coreml", "iphone", "cpu_and_gpu") == base.get("coreml", "iphone", "cpu_and_gpu")
     too_few = base.refit([("coreml", "mac", "all", 10.0)])
     assert too_few.get("coreml", "mac", "all") == base.get("coreml", "mac", "all")
+
+
+def test_estimates_are_scaled_by_what_measurements_say_about_them(catalog):
+    s = spec(weights=("none", "palette6"), attention=("split_einsum_v2",), units=("cpu_and_gpu",))
+    prof = catalog.get("macbook-air-13-m2@16gb")
+    # fp16-none measured 10x slower than its FLOPs estimate on this device
+    first = make_plan(s, [PlanTarget("x", prof)], facts_for(s)).devices[0]
+    raw_none = pick(first, "fp16-none-split_einsum_v2", "cpu_and_gpu").latency.ms
+    history = History({(prof.id, "unet", "fp16-none-split_einsum_v2", "cpu_and_gpu"): raw_none * 10})
+    d = make_plan(s, [PlanTarget("x", prof)], facts_for(s), history, Overheads.default()).devices[0]
+    p6 = pick(d, "fp16-palette6-split_einsum_v2", "cpu_and_gpu")
+    assert p6.latency.source == "estimate" and p6.latency.scale == pytest.approx(10.0)
+    assert p6.latency.ms == pytest.approx(p6.latency.estimate_ms * 10.0, rel=1e-3)
