@@ -34,7 +34,7 @@ from orchestrator.devices.base import DeviceInfo, Health, RunOutcome
 from orchestrator.devices.host import job_folder_name
 from orchestrator.devices.usbmux import ProcessSample, Row, UsbmuxSession
 from orchestrator.devices.usbmux_outcome import JobContext, classify
-from orchestrator.errors import DeviceError, InstallError, TransportError
+from orchestrator.errors import ArtifactError, DeviceError, InstallError, TransportError
 from orchestrator.harness.contract import Job
 from orchestrator.profiles.catalog import Catalog
 from orchestrator.profiles.model import DeviceProfile
@@ -198,8 +198,9 @@ class UsbmuxDevice:
                       charging=None if charging is None else bool(charging), thermal_state=self.last_thermal)
 
     async def push(self, artifact: Path, sha256: str) -> str:
-        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
-            raise ValueError(f"not a sha256: {sha256!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):  # it names a folder on the device
+            raise ArtifactError(f"artifact {artifact} has no valid sha256 ({sha256!r})", path=artifact,
+                                fix="rebuild it with `mlfarm build` so the store records its hash")
         ref = f"models/{sha256}.mlpackage"
         remote = f"/Documents/{ref}"
         if await self.session.exists(self.bundle_id, remote):

@@ -8,6 +8,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator.devices.host import job_folder_name
 from orchestrator.devices.usbmux_device import UsbmuxOptions, connect_device
 from orchestrator.devices.virtual.ipa import HARNESS_BUNDLE_ID
@@ -60,6 +62,7 @@ def run_with_fault(farm: FarmHandle, catalog: Any, ipa: Path, items: list[WorkIt
         farm.control("attach", udid=farm.udid("iphone-12"))
 
 
+@pytest.mark.slow
 def test_device_killed_mid_job_is_retried_and_the_run_continues(farm, catalog, stand_in_ipa, tiny_model, tmp_path):
     store, run, items = plan(tmp_path, tiny_model)
     runner = Runner(store, run, references=lambda c: None, retries=2, backoff_s=2.0)

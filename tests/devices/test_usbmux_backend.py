@@ -212,6 +212,7 @@ def test_ios17_device_without_a_tunnel_is_tunnel_unavailable(catalog, stand_in_i
         assert "pymobiledevice3 remote tunneld" in (error.fix or "") and error.udid == handle.udid("iphone-15-pro")
 
 
+@pytest.mark.slow
 def test_device_vanishing_mid_job_is_a_transport_error_and_the_device_recovers(farm, catalog, stand_in_ipa,
                                                                                  tiny_model):
     udid = farm.udid("iphone-15-pro")

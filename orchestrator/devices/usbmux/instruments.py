@@ -51,9 +51,20 @@ class Instruments:
         self._process_control: ProcessControl | None = None
         self._attributes: tuple[list[str], list[str]] | None = None
         self._tunnel: Any = None
+        self._tap: Sysmontap | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._subscribers: set[asyncio.Queue[Row]] = set()
 
     async def drop(self) -> None:
         """Close the DVT connection (and tunnel); the next call reconnects."""
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(BaseException):
+                await self._pump
+        if self._tap is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._tap.__aexit__(None, None, None), 2.0)
+        self._tap = self._pump = None
         if self._dvt is not None:
             with contextlib.suppress(Exception):
                 await self._dvt.close()
@@ -145,9 +156,22 @@ class Instruments:
 
     @contextlib.asynccontextmanager
     async def sample_processes(self, interval_ms: int) -> AsyncIterator[asyncio.Queue[Row]]:
-        """Sysmontap rows as a queue of {pid: ProcessSample}, every ``interval_ms``, while the block runs.
+        """Sysmontap rows as a queue of {pid: ProcessSample}, about every ``interval_ms``, while the block runs.
 
-        When the stream dies (the device went away), the queue's last item is a ``TransportError``."""
+        One sysmontap channel serves the whole session (DVT channels are only released with the connection,
+        so a channel per job would pile up over a long run); rows nobody waits for are dropped. When the
+        stream dies (the device went away), the queue's last item is a ``TransportError``."""
+        await self._ensure_tap(interval_ms)
+        queue: asyncio.Queue[Row] = asyncio.Queue()
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    async def _ensure_tap(self, interval_ms: int) -> None:
+        if self._pump is not None and not self._pump.done():
+            return
         dvt = await self.dvt()
         if self._attributes is None:
             async def attributes() -> tuple[list[str], list[str]]:
@@ -158,26 +182,19 @@ class Instruments:
             self._attributes = await self.session.guarded("reading sysmontap attributes", attributes)
         procs, system = self._attributes
         tap = Sysmontap(dvt, procs, system, interval_ms=interval_ms)
-        queue: asyncio.Queue[Row] = asyncio.Queue()
-
-        async def pump() -> None:
-            try:
-                async for rows in tap.iter_processes():
-                    queue.put_nowait({int(r["pid"]): ProcessSample(int(r["pid"]), str(r.get("name", "")),
-                                                                   int(r.get("physFootprint") or 0),
-                                                                   int(r.get("memResidentSize") or 0)) for r in rows})
-            except Exception as exc:  # the channel closed under us: QueueShutDown, ConnectionTerminatedError, ...
-                queue.put_nowait(TransportError(f"sysmontap stream from {self.session.udid} ended: "
-                                                f"{type(exc).__name__}", udid=self.session.udid,
-                                                fix="check the connection; the job is retried"))
-
         await self.session.guarded("starting sysmontap", tap.__aenter__)
-        task = asyncio.create_task(pump())
+        self._tap, self._pump = tap, asyncio.create_task(self._stream(tap))
+
+    async def _stream(self, tap: Sysmontap) -> None:
         try:
-            yield queue
-        finally:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(tap.__aexit__(None, None, None), 2.0)
+            async for rows in tap.iter_processes():
+                sample = {int(r["pid"]): ProcessSample(int(r["pid"]), str(r.get("name", "")),
+                                                       int(r.get("physFootprint") or 0),
+                                                       int(r.get("memResidentSize") or 0)) for r in rows}
+                for queue in self._subscribers:
+                    queue.put_nowait(sample)
+        except Exception as exc:  # the channel closed under us: QueueShutDown, ConnectionTerminatedError, ...
+            error = TransportError(f"sysmontap stream from {self.session.udid} ended: {type(exc).__name__}",
+                                   udid=self.session.udid, fix="check the connection; the job is retried")
+            for queue in self._subscribers:
+                queue.put_nowait(error)

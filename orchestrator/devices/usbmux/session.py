@@ -105,7 +105,8 @@ class UsbmuxSession:
     # ---- installation_proxy --------------------------------------------------------------------
     async def installed_app(self, bundle_id: str) -> dict[str, Any] | None:
         async def lookup() -> dict[str, Any] | None:
-            apps = await InstallationProxyService(lockdown=self.lockdown).get_apps(bundle_identifiers=[bundle_id])
+            async with InstallationProxyService(lockdown=self.lockdown) as proxy:
+                apps = await proxy.get_apps(bundle_identifiers=[bundle_id])
             return apps.get(bundle_id)
 
         result: dict[str, Any] | None = await self.guarded("looking up installed apps", lookup)
