@@ -65,19 +65,28 @@ def _flagged(report: Report) -> list[Comparison]:
     return sorted(rows, key=lambda c: CLASS_ORDER.index(c.classification))
 
 
-def _regression(report: Report) -> Table:
+def _regression(report: Report, width: int) -> Table:
+    """Flagged comparisons; narrow terminals get "baseline → candidate" in one column and no threshold."""
+    wide = width >= 140
     n = len(report.baseline.runs)
     table = Table(title=f"regression vs {report.baseline.setting} ({n} run{'s' if n != 1 else ''} pooled)",
-                  title_justify="left")
-    for col in ("device", "component", "variant", "units", "metric", "baseline", "candidate",
-                f"change [{report.run.regression.confidence:.0%} CI]", "threshold", "verdict"):
-        table.add_column(col, min_width=5, overflow="fold")
+                  title_justify="left", box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, pad_edge=wide,
+                  padding=(0, 1, 0, 1) if wide else (0, 1, 0, 0))
+    ci = f"change [{report.run.regression.confidence:.0%} CI]"
+    columns = (["device", "component", "variant", "units", "metric", "baseline", "candidate", ci, "threshold",
+                "verdict"] if wide else ["device", "component", "variant", "metric", "baseline → candidate", ci,
+                                         "verdict"])
+    for col in columns:
+        table.add_column(col, overflow="fold")
     for c in _flagged(report):
         style = _CLASS_STYLE[c.classification]
         verdict = f"[{style}]{c.classification}[/]" if style else c.classification
-        table.add_row(escape(c.device_key), c.component, c.variant, c.compute_units, c.metric,
-                      text.value_text(c, c.baseline), text.value_text(c, c.candidate), text.change_text(c),
-                      text.threshold_text(c), verdict)
+        before, after = text.value_text(c, c.baseline), text.value_text(c, c.candidate)
+        if wide:
+            cells = [c.variant, c.compute_units, c.metric, before, after, text.change_text(c), text.threshold_text(c)]
+        else:
+            cells = [f"{c.variant} ({c.compute_units})", c.metric, f"{before} → {after}", text.change_text(c)]
+        table.add_row(escape(c.device_key), c.component, *cells, verdict)
     return table
 
 
@@ -96,7 +105,7 @@ def render_terminal(report: Report, console: Console) -> None:
         console.print(f"[dim]{others} other job(s) measured but not chosen by the plan (see the HTML report)[/]")
     quiet = report.count("no change")
     if _flagged(report):
-        console.print(_regression(report))
+        console.print(_regression(report, console.width))
     if report.comparisons:
         console.print(f"regression: {quiet} of {len(report.comparisons)} comparison(s) show no change beyond the "
                       "thresholds" + (" (listed in report.md / report.html)" if quiet else ""))
