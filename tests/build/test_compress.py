@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import yaml
 from orchestrator.build.builder import build_spec
 from orchestrator.build.compress import COMPRESSIONS, CompressionSettings, compress
 from orchestrator.build.store import ArtifactEntry, ArtifactStore
-from orchestrator.errors import BuildError, UsageError
+from orchestrator.errors import UsageError
 from orchestrator.spec import load_spec
 from orchestrator.variants import WEIGHTS
 from tests.build.programs import compressed_ops, dtype, load_program, op_types, weight_file_bytes
@@ -139,6 +138,7 @@ def test_weight_file_shrinks_by_bits_over_16(text_encoder: dict[str, ArtifactEnt
     assert entry.manifest["weights"]["compressed_tensors"] == len(ops)
 
 
+@pytest.mark.slow  # the first test to ask for tiny_artifacts converts every component (about a minute)
 @pytest.mark.parametrize("component", ["unet", "vae_decoder"])
 @pytest.mark.parametrize("bits", [6, 4])
 def test_unet_and_vae_palettes(tiny_artifacts: dict[tuple[str, str], ArtifactEntry], component: str,
@@ -151,17 +151,15 @@ def test_unet_and_vae_palettes(tiny_artifacts: dict[tuple[str, str], ArtifactEnt
     assert weight_file_bytes(entry.path) < (bits / 16 + 0.15) * weight_file_bytes(base.path)
 
 
-def test_fast_kmeans_is_pluggable(text_encoder: dict[str, ArtifactEntry]) -> None:
+@pytest.mark.parametrize("kmeans", ["coremltools", "fast"])
+def test_both_kmeans_implementations_give_per_tensor_palettes(text_encoder: dict[str, ArtifactEntry],
+                                                             kmeans: str) -> None:
     import coremltools as ct
 
     base = ct.models.MLModel(str(text_encoder["fp16-none-original"].path), skip_model_load=True)
-    settings = CompressionSettings(kmeans="fast")
-    if importlib.util.find_spec("orchestrator.build.coreml_palettize") is None:
-        with pytest.raises(BuildError, match="fast palettizer") as err:
-            compress(base, "palette6", settings, where="text_encoder fp16-palette6-original")
-        assert err.value.fix == "use --kmeans coremltools"
-    else:
-        model = compress(base, "palette6", settings, where="text_encoder fp16-palette6-original").model
-        luts = [op.lut.val for op in model._mil_program.functions["main"].operations
-                if op.op_type == "constexpr_lut_to_dense"]
-        assert luts and all(np.asarray(lut).size == 64 for lut in luts)
+    settings = CompressionSettings(kmeans=kmeans)  # type: ignore[arg-type]
+    model = compress(base, "palette6", settings, where="text_encoder fp16-palette6-original").model
+    luts = [op.lut.val for op in model._mil_program.functions["main"].operations
+            if op.op_type == "constexpr_lut_to_dense"]
+    assert len(luts) == text_encoder["fp16-palette6-original"].manifest["weights"]["compressed_tensors"]
+    assert all(np.asarray(lut).size == 64 for lut in luts)

@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from orchestrator.models import load_source
 from orchestrator.models.folder import SUPPORTED_CLASSES
@@ -26,7 +27,8 @@ def save_pipeline(root: Path, components: Iterable[str] = ALL, *, index_componen
     source = load_source("builtin:tiny-sd")
     root.mkdir(parents=True, exist_ok=True)
     for component in components:
-        source._load(component).save_pretrained(root / kind(component).subfolder)
+        model: Any = source._load(component)
+        model.save_pretrained(root / kind(component).subfolder)
     scheduler = root / "scheduler"
     scheduler.mkdir(exist_ok=True)
     (scheduler / "scheduler_config.json").write_text(json.dumps({"_class_name": "PNDMScheduler",

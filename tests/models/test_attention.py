@@ -116,7 +116,7 @@ def test_text_encoder_keeps_its_causal_mask(source: BuiltinSource, tiny_spec: Re
 
 
 def test_apply_attention_installs_processors_on_every_layer(source: BuiltinSource) -> None:
-    unet = apply_attention(source._load("unet"), "split_einsum_v2")
+    unet: Any = apply_attention(source._load("unet"), "split_einsum_v2")
     processors = unet.attn_processors.values()
     assert processors and all(isinstance(p, MlfarmAttnProcessor) and p.name == "split_einsum_v2"
                               for p in processors)

@@ -112,7 +112,8 @@ def test_hub_source_from_an_offline_cache(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     src = load_source("hf://mlfarm-test/tiny-sd@main")
     assert isinstance(src, HubSource) and src.options == HubOptions(tmp_path / "hub", True)
-    assert src.facts("text_encoder") is not None and src.facts("text_encoder").max_positions == 77
+    facts = src.facts("text_encoder")
+    assert facts is not None and facts.max_positions == 77
     assert src.cache_identity("unet") == f"commit:{COMMIT}"  # the branch resolved through refs/main
     builtin = load_source("builtin:tiny-sd")
     (image,) = _outputs(src, "vae_decoder", tiny_spec)
