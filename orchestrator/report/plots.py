@@ -101,8 +101,13 @@ def _latency_panel(ax: plt.Axes, component: str, rows: list[JobVerdict], samples
              if (k := (v.device_key, v.component, v.variant, v.compute_units)) in baseline]
     if marks:
         ax.scatter([m for _, m in marks], [y for y, _ in marks], marker="D", s=22, color="#ef8f00", zorder=5,
-                   edgecolors="black", linewidths=0.5, label="baseline median")
+                   edgecolors="black", linewidths=0.5, label="baseline median", clip_on=True)
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False, borderaxespad=0.2)
+    for y, m in marks:  # a baseline far off this run's scale is written at the edge it lies beyond
+        if not left <= m <= right:
+            ax.annotate(f"baseline {ms(m)} {'▸' if m > right else '◂'}", (right if m > right else left, y),
+                        xytext=(-4 if m > right else 4, 5), textcoords="offset points", fontsize=7,
+                        color="#ef8f00", ha="right" if m > right else "left")
     title = component
     if len(budgets) == 1 and (budget := budgets.pop()) > right:
         title += f"  ·  p90 budget {budget:,.0f} ms (off-scale)"
