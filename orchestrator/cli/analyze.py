@@ -22,7 +22,7 @@ _MIB = 2**20
 
 
 def _is_spec(target: str) -> bool:
-    return Path(target).is_file() and Path(target).suffix in (".yaml", ".yml", ".json")
+    return Path(target).is_file() and Path(target).suffix in (".yaml", ".yml")
 
 
 @click.command()

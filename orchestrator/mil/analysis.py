@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.errors import ArtifactError
 from orchestrator.mil.flops import op_flops, workspace_elements
 from orchestrator.mil.program import Op, Program, TensorType, held_dtype, is_exact_fp32, resolve_precision
 
@@ -144,6 +145,11 @@ def liveness(program: Program, precision: str) -> tuple[int, int | None, list[Li
         if name in spans and name not in weights:
             start, _, dtype, producer = spans[name]
             spans[name] = (start, end_of_program, dtype, producer)
+    dynamic = [name for name in spans if not program.types[name].is_static]
+    if dynamic:
+        raise ArtifactError(f"{program.source}: tensor '{dynamic[0]}' is {program.types[dynamic[0]]}: activation "
+                            "liveness needs fixed shapes", path=program.source,
+                            fix="convert with fixed input shapes (ct.TensorType(shape=...) without RangeDim)")
     sizes = {name: _held_bytes(program.types[name], dtype) for name, (_, _, dtype, _) in spans.items()}
     delta = [0] * (end_of_program + 3)  # index k+1 holds step k, for k = -1 .. end_of_program
     for name, (start, end, _, _) in spans.items():
@@ -166,8 +172,6 @@ def liveness(program: Program, precision: str) -> tuple[int, int | None, list[Li
 
 
 def _held_bytes(t: TensorType, dtype: str) -> int:
-    if not t.is_static:
-        raise ValueError(f"tensor of type {t} has a dynamic shape; liveness needs static shapes")
     return TensorType(t.shape, dtype).nbytes
 
 

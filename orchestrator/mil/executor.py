@@ -5,7 +5,8 @@ the op and the artifact), converts constants and decompresses ``constexpr_*`` we
 tensors each op frees. ``run(inputs)`` can then be called any number of times; each run walks the ops in
 program order, frees every tensor after its last consumer (reference counts, computed here independently of
 ``analysis``), and tracks the bytes of live intermediates as it goes, so its peak checks the static liveness
-figure of ``orchestrator.mil.analysis`` against what actually happened.
+figure of ``orchestrator.mil.analysis`` against what actually happened. One run at a time per ``Executor``
+(its per-op call objects are reused); build one per thread to run in parallel.
 
 Precision: ``fp32`` computes and holds everything in fp32 (the reference). ``fp16`` emulates the device: kernels
 compute in fp32 and every op's float output is rounded to fp16 and held as fp16 (see ``program.held_dtype``),

@@ -89,3 +89,16 @@ def unsupported_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
                skip_model_load=True).save(str(path))
     return path, op_type
+
+
+@pytest.fixture(scope="session")
+def tiny_programs(tiny_artifacts: dict[tuple[str, str], ArtifactEntry]) -> Callable[[str, str], Program]:
+    """(component, variant) -> the loaded Program of that tiny-sd artifact, loaded once per session."""
+    cache: dict[tuple[str, str], Program] = {}
+
+    def get(component: str, variant: str) -> Program:
+        if (component, variant) not in cache:
+            cache[(component, variant)] = load(tiny_artifacts[(component, variant)].path)
+        return cache[(component, variant)]
+
+    return get

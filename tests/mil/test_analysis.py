@@ -7,7 +7,7 @@ import pytest
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.frontend.milproto import load as milproto
 
-from orchestrator.mil import Executor, analyze, from_mil, load
+from orchestrator.mil import Executor, analyze, from_mil
 from tests.mil.programs import build, rand
 
 
@@ -32,14 +32,14 @@ def test_flops_of_conv_linear_matmul_einsum_and_attention():
     assert a.op_histogram["conv"] == 1 and a.op_histogram["transpose"] == 1
 
 
-def test_compressed_weights_shrink_by_their_bit_width(tiny_artifacts):
+def test_compressed_weights_shrink_by_their_bit_width(tiny_programs):
     for component in ("unet", "vae_decoder", "text_encoder"):
-        fp16 = analyze(load(tiny_artifacts[(component, "fp16-none-split_einsum_v2")].path))
-        fp32 = analyze(load(tiny_artifacts[(component, "fp32-none-original")].path))
+        fp16 = analyze(tiny_programs(component, "fp16-none-split_einsum_v2"))
+        fp32 = analyze(tiny_programs(component, "fp32-none-original"))
         assert fp16.weights_bytes_stored == fp16.weights_bytes_decompressed
         assert fp32.weights_bytes_decompressed == pytest.approx(2 * fp16.weights_bytes_decompressed, rel=0.02)
         for variant, bits in (("fp16-palette6-split_einsum_v2", 6), ("fp16-palette4-split_einsum_v2", 4)):
-            a = analyze(load(tiny_artifacts[(component, variant)].path))
+            a = analyze(tiny_programs(component, variant))
             assert a.weights_bytes_decompressed == fp16.weights_bytes_decompressed, (component, variant)
             ratio = a.weights_bytes_stored / a.weights_bytes_decompressed
             # indices at bits/16 of fp16, plus LUTs and the small uncompressed tensors (norms, biases)
@@ -68,3 +68,18 @@ def test_analysis_section_for_the_manifest(small_package):
                          "peak_op", "top_tensors", "op_histogram", "precision"}
     assert len(data["top_tensors"]) == 2
     assert set(data["top_tensors"][0]) == {"name", "shape", "dtype", "bytes", "producer"}
+
+
+def test_dynamic_shapes_execute_but_liveness_asks_for_fixed_shapes():
+    from coremltools.converters.mil.mil import get_new_symbol
+
+    from orchestrator.errors import ArtifactError
+    from tests.mil.programs import run
+
+    program = build(lambda x: mb.relu(x=mb.mul(x=x, y=2.0)), {"x": (get_new_symbol(), 4)})
+    assert not program.types["x"].is_static
+    (out,) = run(program, {"x": -np.ones((3, 4), np.float32)})
+    np.testing.assert_array_equal(out, np.zeros((3, 4), np.float32))
+    with pytest.raises(ArtifactError, match="liveness needs fixed shapes") as info:
+        analyze(program)
+    assert "x" in info.value.message and "RangeDim" in (info.value.fix or "")

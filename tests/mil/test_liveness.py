@@ -70,13 +70,12 @@ def test_executor_peak_equals_static_peak_on_an_attention_block(attention_blocks
         assert tracked.peak_op == static.peak_op
 
 
-def test_executor_peak_equals_static_peak_on_tiny_sd(tiny_artifacts, tiny_spec):
-    from orchestrator.mil import load
+def test_executor_peak_equals_static_peak_on_tiny_sd(tiny_artifacts, tiny_programs, tiny_spec):
     from orchestrator.models import load_source
 
     source = load_source(tiny_spec.model)
-    for (component, variant), entry in sorted(tiny_artifacts.items()):
-        program = load(entry.path)
+    for component, variant in sorted(tiny_artifacts):
+        program = tiny_programs(component, variant)
         inputs = source.example_inputs(component, tiny_spec.model.components[component], 0)
         static = analyze(program)
         tracked = Executor(program).run(inputs)
