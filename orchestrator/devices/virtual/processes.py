@@ -156,8 +156,17 @@ class ProcessTable:
                 rewrite_result(job_path.parent / "result.json", report, baseline, limit, device)
                 if self.device.take_fault("corrupt-result"):
                     corrupt_result(job_path.parent / "result.json")
+            self._log(proc, job, report)
         finally:
             self._exited(proc)
+
+    def _log(self, proc: VirtualProcess, job: str, report: WatchdogReport) -> None:
+        """One line per harness run in ``<device folder>/harness-runs.jsonl``: what ran, how long, how it ended
+        (for debugging, and for bench/virtual_overhead.py to separate the harness's time from ours)."""
+        entry = {"pid": proc.pid, "job": job, "started": proc.started, "wall_s": round(report.wall_s, 4),
+                 "exit_code": report.exit_code, "jetsam": report.killed, "signalled": proc.signalled}
+        with (self.device.root / "harness-runs.jsonl").open("a") as log:
+            log.write(json.dumps(entry) + "\n")
 
     def _write_jetsam(self, proc: VirtualProcess, report: WatchdogReport) -> None:
         ident = self.device.identity
