@@ -185,3 +185,28 @@ def test_state_folder_is_per_device(farm):
     folders = {d.udid: d.folder for d in farm.farm.devices}
     assert len(set(folders.values())) == 2
     assert all(Path(f, "CrashReports").is_dir() and Path(f, "Media").is_dir() for f in folders.values())
+
+
+def test_listen_reports_attached_devices_then_a_detach_and_an_attach(farm):
+    udid = farm.udid("iphone-15-pro")
+
+    async def main() -> tuple[set[str], list[str]]:
+        mux = await usbmux.create_mux(usbmux_address=farm.address)
+        try:
+            await mux.listen()
+            for _ in farm.farm.devices:
+                await asyncio.wait_for(mux.receive_device_state_update(), 10)
+            present = {d.serial for d in mux.devices}
+            await asyncio.to_thread(farm.control, "detach", udid=udid)
+            await asyncio.wait_for(mux.receive_device_state_update(), 10)
+            after_detach = sorted(d.serial for d in mux.devices)
+            await asyncio.to_thread(farm.control, "attach", udid=udid)
+            await asyncio.wait_for(mux.receive_device_state_update(), 10)
+            return present, [*after_detach, "|", *sorted(d.serial for d in mux.devices)]
+        finally:
+            await mux.close()
+            farm.control("attach", udid=udid)
+
+    present, sequence = asyncio.run(main())
+    assert present == {d.udid for d in farm.farm.devices}
+    assert sequence == [farm.udid("iphone-12"), "|", *sorted(present)]
