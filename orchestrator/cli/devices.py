@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,10 @@ def serve(app: App, profile_ids: tuple[str, ...], count: int, socket_path: Path 
                           f"  export USBMUXD_SOCKET_ADDRESS={ready['address']}   # for pymobiledevice3 / mlfarm\n"
                           "Ctrl-C to stop.")
 
-    asyncio.run(run_serve(specs, app.catalog().get, root=state, control_stdin=False, announce=announce,
-                          socket_path=None if listen else (socket_path or state / "usbmuxd.sock"), tcp=listen))
+    try:
+        asyncio.run(run_serve(specs, app.catalog().get, root=state, control_stdin=False, announce=announce,
+                              socket_path=None if listen else (socket_path or state / "usbmuxd.sock"), tcp=listen))
+    finally:
+        if root is None:  # a temporary state folder goes with the devices
+            shutil.rmtree(state, ignore_errors=True)
     return 0
