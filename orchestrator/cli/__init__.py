@@ -30,6 +30,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("orchestrator.cli.plan", "plan"),
     ("orchestrator.cli.run", "run"),
     ("orchestrator.cli.qualify", "qualify"),
+    ("orchestrator.cli.calibrate", "calibrate"),
     ("orchestrator.cli.build", "build"),
     ("orchestrator.cli.build", "artifacts"),
     ("orchestrator.cli.devices", "devices"),
