@@ -32,22 +32,28 @@ LOCK = "/tmp/mlfarm-big.lock"
 VARIANTS = ("fp32-none-original", "fp16-none-original", "fp16-none-split_einsum_v2", "fp16-palette6-split_einsum_v2")
 
 
-def interleaved(a: Callable[[], Any], b: Callable[[], Any], repeats: int) -> tuple[list[float], list[float]]:
-    """Wall times of a and b, alternating, after one warm-up call each."""
+Times = list[tuple[float, float]]  # (wall seconds, process CPU seconds) per call
+
+
+def interleaved(a: Callable[[], Any], b: Callable[[], Any], repeats: int) -> tuple[Times, Times]:
+    """Wall and CPU times of a and b, alternating, after one warm-up call each."""
     a(), b()
-    ta, tb = [], []
+    ta: Times = []
+    tb: Times = []
     for _ in range(repeats):
         for fn, times in ((a, ta), (b, tb)):
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             fn()
-            times.append(time.perf_counter() - start)
+            times.append((time.perf_counter() - wall, time.process_time() - cpu))
     return ta, tb
 
 
-def row(name: str, ours: list[float], torch_times: list[float], psnr: float) -> str:
-    mo, mt = statistics.median(ours), statistics.median(torch_times)
-    return (f"{name:<46} executor {mo * 1000:9.1f} ms   torch eager {mt * 1000:9.1f} ms   "
-            f"ratio {mo / mt:5.2f}   PSNR {psnr:6.1f} dB")
+def row(name: str, ours: Times, theirs: Times, psnr: float) -> str:
+    """Medians of wall time and the wall ratio; the CPU-time ratio is steadier when the machine is shared."""
+    wo, wt = (statistics.median(t[0] for t in x) for x in (ours, theirs))
+    co, ct = (statistics.median(t[1] for t in x) for x in (ours, theirs))
+    return (f"{name:<46} executor {wo * 1000:9.1f} ms   torch eager {wt * 1000:9.1f} ms   "
+            f"ratio wall {wo / wt:5.2f}  cpu {co / ct:5.2f}   PSNR {psnr:6.1f} dB")
 
 
 def bench_tiny(repeats: int, artifacts: Path | None) -> None:
@@ -128,12 +134,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--artifacts", type=Path, help="reuse this artifact store (default: a temporary one)")
     parser.add_argument("--sd15", action="store_true", help="also the SD-1.5 UNet at 64x64 (big-job lock)")
+    parser.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's choice)")
     args = parser.parse_args()
     if args.sd15 and os.environ.get("MLFARM_BIG_LOCK") != "held":
         os.environ["MLFARM_BIG_LOCK"] = "held"
         os.execvp("flock", ["flock", LOCK, sys.executable, *sys.argv])
     warnings.filterwarnings("ignore")
     logging.getLogger("coremltools").setLevel(logging.ERROR)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     bench_tiny(args.repeats, args.artifacts)
     if args.sd15:
         bench_sd15(max(2, args.repeats // 3))

@@ -81,10 +81,12 @@ def _render_checks(console: Console, checks: list[Any], top: int) -> None:
 
 
 def _psnr_cell(check: Any) -> str:
+    from orchestrator.mil.quality import PSNR_CAP_DB
+
     q = check.quality
     if q is None:
         return f"[dim]{check.note or '-'}[/]"
-    value = "identical" if q.psnr_min_db == float("inf") else f"{q.psnr_min_db:.1f} dB"
+    value = "identical" if q.psnr_min_db >= PSNR_CAP_DB else f"{q.psnr_min_db:.1f} dB"
     mark = "[green]pass[/]" if q.passed else "[red]FAIL[/]"
     return f"{value} ({q.precision})\n{mark} (gate {q.gate_db:g} dB)"
 

@@ -38,7 +38,8 @@ def psnr(reference: np.ndarray, test: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Quality:
-    """PSNR per output of one artifact vs its fp32 reference; ``to_dict`` is the manifest's ``quality`` section."""
+    """PSNR per output of one artifact vs its fp32 reference; ``to_dict`` is the manifest's ``quality`` section
+    (values capped at ``PSNR_CAP_DB``, so identical outputs store as 200 dB, never as infinity)."""
 
     psnr_db: dict[str, float]
     seed: int
@@ -61,9 +62,15 @@ class Quality:
                 "gate_db": self.gate_db, "passed": self.passed, **self.extra}
 
 
+# JSON has no infinity, and identical outputs (fp32 artifacts can match PyTorch bit for bit) must still compare
+# as the best possible quality: manifests store PSNR capped at this value.
+PSNR_CAP_DB = 200.0
+
+
 def _finite(value: float) -> float | None:
-    """JSON has no infinity: identical outputs are stored as null with psnr_db meaning 'no error at all'."""
-    return round(value, 3) if math.isfinite(value) else None
+    if math.isnan(value):
+        return None
+    return round(max(min(value, PSNR_CAP_DB), -PSNR_CAP_DB), 3)
 
 
 def compare(reference: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> dict[str, float]:
