@@ -171,6 +171,14 @@ class OpCall:
         t = self.out_types[i]
         return tuple(d for d in t.shape if d is not None) if t.is_static else None
 
+    def cached(self, key: Any, build: Callable[[], Any]) -> Any:
+        """``build()`` once per op and ``key``: for what a kernel derives from constants and input shapes only
+        (put the shapes in the key)."""
+        memo_key = ("cached", key)
+        if memo_key not in self._memo:
+            self._memo[memo_key] = build()
+        return self._memo[memo_key]
+
     def add_workspace(self, elements: builtins.int) -> None:
         self.workspace_elements += builtins.int(elements)
 

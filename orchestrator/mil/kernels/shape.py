@@ -76,33 +76,40 @@ def split(c: OpCall) -> tuple[torch.Tensor, ...]:
     return tuple(torch.split(x, sizes, dim=axis))
 
 
-def _slice_axis(x: torch.Tensor, axis: int, begin: int | None, end: int | None, stride: int) -> torch.Tensor:
-    start, stop, step = slice(begin, end, stride).indices(x.shape[axis])
-    if step > 0:
-        return x[(slice(None),) * axis + (slice(start, stop, step),)]
-    return x.index_select(axis, torch.arange(start, stop, step, dtype=torch.long))
+SliceSpec = tuple[list[tuple[int, int, int]], list[int] | None]  # per axis (start, stop, step); squeezed shape
 
 
-@KERNELS.register("slice_by_index")
-def slice_by_index(c: OpCall) -> torch.Tensor:
-    x = c.raw("x")
-    rank = x.dim()
+def _slice_spec(c: OpCall, shape: tuple[int, ...]) -> SliceSpec:
+    """Resolved (start, stop, step) per axis for ``shape``, and the output shape when axes are squeezed."""
+    rank = len(shape)
     begin = c.ints("begin") or [0] * rank
-    end = c.ints("end") or list(x.shape)
+    end = c.ints("end") or list(shape)
     stride = c.ints("stride") or [1] * rank
-    begin_mask = _mask(c, "begin_mask", rank)
-    end_mask = _mask(c, "end_mask", rank)
-    squeeze_mask = _mask(c, "squeeze_mask", rank)
+    begin_mask, end_mask, squeeze_mask = (_mask(c, k, rank) for k in ("begin_mask", "end_mask", "squeeze_mask"))
+    axes = []
     for axis in range(rank):
         b = None if begin_mask[axis] else begin[axis]
         e = None if end_mask[axis] else end[axis]
         if squeeze_mask[axis]:
             b = b or 0
             e = b + 1 if b != -1 else None
-        x = _slice_axis(x, axis, b, e, stride[axis])
-    if any(squeeze_mask):
-        x = x.reshape([d for d, sq in zip(x.shape, squeeze_mask, strict=True) if not sq])
-    return x
+        axes.append(slice(b, e, stride[axis]).indices(shape[axis]))
+    if not any(squeeze_mask):
+        return axes, None
+    sizes = [len(range(*a)) for a in axes]
+    return axes, [d for d, sq in zip(sizes, squeeze_mask, strict=True) if not sq]
+
+
+@KERNELS.register("slice_by_index")
+def slice_by_index(c: OpCall) -> torch.Tensor:
+    x = c.raw("x")
+    axes, squeezed = c.cached(("slice", tuple(x.shape)), lambda: _slice_spec(c, tuple(x.shape)))
+    if all(step > 0 for _, _, step in axes):
+        x = x[tuple(slice(start, stop, step) for start, stop, step in axes)]
+    else:
+        for axis, (start, stop, step) in enumerate(axes):
+            x = x.index_select(axis, torch.arange(start, stop, step, dtype=torch.long))
+    return x if squeezed is None else x.reshape(squeezed)
 
 
 def _mask(c: OpCall, key: str, rank: int) -> list[bool]:
