@@ -3,20 +3,23 @@
 Lifecycle: ``Executor(program, precision)`` checks every op has a kernel (else ``UnsupportedOpError`` naming
 the op and the artifact), converts constants and decompresses ``constexpr_*`` weights once, and plans which
 tensors each op frees. ``run(inputs)`` can then be called any number of times; each run walks the ops in
-program order, frees every tensor after its last consumer (reference counts, computed here independently of
+program order, frees every tensor right after its last consumer (a plan made here from the op list, not from
 ``analysis``), and tracks the bytes of live intermediates as it goes, so its peak checks the static liveness
-figure of ``orchestrator.mil.analysis`` against what actually happened. One run at a time per ``Executor``
+figure of ``orchestrator.mil.analysis`` against what actually happened (every tensor counts numel x element
+size of what is held; a view made by reshape/transpose/slice counts as its own tensor, as in the static model).
+One run at a time per ``Executor``
 (its per-op call objects are reused); build one per thread to run in parallel.
 
 Precision: ``fp32`` computes and holds everything in fp32 (the reference). ``fp16`` emulates the device: kernels
 compute in fp32 and every op's float output is rounded to fp16 and held as fp16 (see ``program.held_dtype``),
-so rounding accumulates op by op as on Core ML's fp16 compute units. ``auto`` uses the program's own precision.
+so rounding accumulates op by op as on Core ML's fp16 compute units. Data movement, + - * /, and the kernels in
+``elementwise.NATIVE_FP16`` take fp16 inputs directly, where torch's result is bit for bit the fp32-then-round
+one. ``auto`` uses the program's own precision.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +82,6 @@ class Executor:
             raise UnsupportedOpError(missing[0], artifact=program.source, fix=_missing_fix(missing))
         self._weights = self._prepare_weights(registry)
         self._steps, self._consumed = self._plan(registry)
-        self._output_uses = Counter(n for n in program.outputs if n not in self._weights)
 
     # -- preparation -----------------------------------------------------------------------------------
 
