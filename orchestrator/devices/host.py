@@ -42,13 +42,15 @@ def host_device_info(profile: DeviceProfile, key: str) -> DeviceInfo:
 class HostDevice:
     """One ``host`` or ``host:PROFILE`` device; owns ``root`` for the length of a run."""
 
-    def __init__(self, info: DeviceInfo, root: Path, *, limit_mb: float,
+    def __init__(self, info: DeviceInfo, root: Path, *, limit_mb: float, app_footprint_mb: float | None = None,
                  env: Mapping[str, str] | None = None) -> None:
         self.info = info
         self.root = root
         self.limit_mb = limit_mb
         self.env = dict(os.environ if env is None else env)
-        self.app_baseline = app_baseline_mb(self.env)
+        # The footprint an app has before it loads a model (spec app.footprint_mb), stood in for the
+        # interpreter's own baseline; MLFARM_APP_BASELINE_MB when the caller does not say.
+        self.app_baseline = app_footprint_mb if app_footprint_mb is not None else app_baseline_mb(self.env)
 
     async def prepare(self) -> None:
         (self.root / "models").mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Refit the memory model's runtime overheads from measured peaks (``mlfarm calibrate``).
 
-For every finished job: residual = measured peak - (resident weights + activation peak), with the resident
-weights the memory model would predict for that job's device, runtime and compute units. The median residual
+For every finished job: residual = measured peak - (app footprint + resident weights + activation peak), with the
+resident weights the memory model would predict for that job's device, runtime and compute units. The median residual
 per (runtime, family, compute units) replaces the prior in ``overhead.yaml`` (``Overheads.refit``); the result
 is written to ``.mlfarm/overhead.yaml`` under the working folder, which the planner then prefers.
 """
@@ -35,6 +35,7 @@ def observations(store: ResultsStore, runs: Iterable[RunRow], catalog: Catalog) 
     out = []
     for run in runs:
         devices = {d.key: d for d in store.devices(run.id)}
+        app_mb = float(run.options.get("spec", {}).get("app", {}).get("footprint_mb", 25.0))
         for job in store.jobs(run.id, status=("ok",)):
             device = devices.get(job.device_key)
             manifest = store.artifact_manifest(job.artifact_id) if job.artifact_id else None
@@ -52,7 +53,7 @@ def observations(store: ResultsStore, runs: Iterable[RunRow], catalog: Catalog) 
             pred = predict(facts, Variant.parse(job.variant), os_name=profile.os.name, os_major=os_major,
                            compute_units=job.compute_units, family=profile.family,
                            has_ane=profile.has_usable_ane, runtime=runtime, overheads=Overheads.default())
-            residual = peak[0] - pred.weights_mb - pred.activations_mb
+            residual = peak[0] - app_mb - pred.weights_mb - pred.activations_mb
             out.append(Observation(runtime, profile.family, job.compute_units, residual, job.id))
     return out
 

@@ -1,4 +1,7 @@
-"""The memory model: predicted_peak = resident_weights + activation_peak + runtime_overhead.
+"""The memory model: predicted_peak = app_footprint + resident_weights + activation_peak + runtime_overhead.
+
+App footprint: what the app itself uses before it loads a model (spec ``app.footprint_mb``, default 25 MB
+for a minimal app); a model that fits an empty app may not fit next to a real app's UI and buffers.
 
 Resident weights: a compressed artifact stays compressed in memory only where the OS decompresses on the fly
 (iOS/iPadOS 17+, macOS 14+, ``WeightScheme.saves_memory_on``) and the Neural Engine runs it (Core ML's
@@ -86,7 +89,8 @@ EXECUTOR_WEIGHT_BYTES = 4
 
 
 def predict(facts: ArtifactFacts, variant: Variant, *, os_name: str, os_major: int, compute_units: str,
-            family: str, has_ane: bool, runtime: Runtime, overheads: Overheads) -> MemoryPrediction:
+            family: str, has_ane: bool, runtime: Runtime, overheads: Overheads,
+            app_mb: float = 0.0) -> MemoryPrediction:
     compressed = decompresses_on_the_fly(variant, os_name, os_major, compute_units, has_ane, runtime)
     weights = facts.weights_bytes_stored if compressed else facts.weights_bytes_decompressed
     if runtime == "mil-executor":
@@ -96,4 +100,5 @@ def predict(facts: ArtifactFacts, variant: Variant, *, os_name: str, os_major: i
         weights_basis="compressed" if compressed else "decompressed",
         activations_mb=facts.activation_peak_bytes / MB,
         overhead_mb=overheads.get(runtime, family, compute_units),
+        app_mb=app_mb,
     )

@@ -44,10 +44,11 @@ class MemoryPrediction:
     weights_basis: Literal["compressed", "decompressed"]
     activations_mb: float
     overhead_mb: float
+    app_mb: float = 0.0  # the app's own footprint before the model loads (spec app.footprint_mb)
 
     @property
     def total_mb(self) -> float:
-        return self.weights_mb + self.activations_mb + self.overhead_mb
+        return self.app_mb + self.weights_mb + self.activations_mb + self.overhead_mb
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def _candidate(target: PlanTarget, spec: ReleaseSpec, component: str, variant: V
                                                       "`mlfarm analyze` for this spec"),))
     has_ane = p.has_usable_ane
     kw = {"os_name": p.os.name, "os_major": os_major, "compute_units": units, "family": p.family,
-          "has_ane": has_ane, "overheads": overheads}
+          "has_ane": has_ane, "overheads": overheads, "app_mb": spec.app.footprint_mb}
     pred = predict(facts, variant, runtime=runtime, **kw)  # type: ignore[arg-type]
     run_pred = None if target.runs_on == runtime else predict(facts, variant, runtime=target.runs_on, **kw)  # type: ignore[arg-type]
     ctx = Context(p, p.os.name, os_major, runtime, variant, units, facts, pred, spec.gates.min_psnr_db)

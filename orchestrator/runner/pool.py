@@ -28,6 +28,7 @@ from orchestrator.spec.loader import DeviceRef
 @dataclass(frozen=True)
 class PoolOptions:
     increased_memory_limit: bool = False
+    app_footprint_mb: float | None = None  # the app's footprint before it loads a model (emulated devices)
     harness_ipa: Path | None = None  # the Swift app for real devices (mlfarm harness build)
     work_root: Path | None = None  # host device folders; default .mlfarm/devices under the working folder
 
@@ -56,7 +57,8 @@ class DevicePool:
         profile = host_profile() if ref.profile_id is None else self.catalog.get(ref.profile_id)
         root = (self.options.work_root or self.settings.workdir / ".mlfarm" / "devices") / ref.text.replace(":", "_")
         limit = profile.limit_mb(increased=self.options.increased_memory_limit)
-        return HostDevice(host_device_info(profile, ref.text), root, limit_mb=limit)
+        return HostDevice(host_device_info(profile, ref.text), root, limit_mb=limit,
+                          app_footprint_mb=self.options.app_footprint_mb)
 
     async def _usbmux_options(self, increased: bool):  # type: ignore[no-untyped-def]
         from orchestrator.devices.usbmux_device import UsbmuxOptions
@@ -90,8 +92,10 @@ class DevicePool:
         if virtual:
             from orchestrator.devices.virtual.farm import VirtualFarm
 
-            farm = VirtualFarm([r.profile_id or "" for r in virtual],
-                               profile_dirs=list(self.settings.profile_dirs))
+            env = ({"MLFARM_APP_BASELINE_MB": str(self.options.app_footprint_mb)}
+                   if self.options.app_footprint_mb is not None else None)
+            farm = VirtualFarm([r.profile_id or "" for r in virtual], profile_dirs=list(self.settings.profile_dirs),
+                               env=env)
             await self._stack.enter_async_context(farm)
             for ref in virtual:
                 assert ref.profile_id is not None

@@ -172,7 +172,7 @@ async def start_run(spec: ReleaseSpec, *, settings: Settings, catalog: Catalog, 
     facts = {k: f for k, e in entries.items() if e is not None
              and (f := facts_from_manifest(e.manifest, artifact_id=e.id)) is not None}
     pool_options = PoolOptions(increased_memory_limit=spec.app.increased_memory_limit,
-                               harness_ipa=options.harness_ipa)
+                               app_footprint_mb=spec.app.footprint_mb, harness_ipa=options.harness_ipa)
     with ResultsStore(settings.db_path) as store:
         ui.stage("devices")
         async with DevicePool(options.refs, settings=settings, catalog=catalog, options=pool_options) as pool:
@@ -215,7 +215,8 @@ async def resume_run(spec: ReleaseSpec, run_id: str, *, settings: Settings, cata
         requeued = store.requeue_interrupted(run_id)
         ui.stage(f"resume ({requeued} interrupted job(s) requeued)")
         refs = [DeviceRef.parse(d.key) for d in store.devices(run_id)]
-        pool_options = PoolOptions(increased_memory_limit=spec.app.increased_memory_limit, harness_ipa=harness_ipa)
+        pool_options = PoolOptions(increased_memory_limit=spec.app.increased_memory_limit,
+                                   app_footprint_mb=spec.app.footprint_mb, harness_ipa=harness_ipa)
         async with DevicePool(refs, settings=settings, catalog=catalog, options=pool_options) as pool:
             summary = await _drive(spec, store, run_id, pool, settings, ui)
     return run_id, summary

@@ -7,4 +7,4 @@ __all__ = ["SPEC_CHECKS", "DeviceRef", "ReleaseSpec", "TensorSpec", "load_spec",
 
 # Model sources contribute the component/shape check to SPEC_CHECKS; importing them here (at the end, after
 # SPEC_CHECKS exists) makes every load_spec run it. orchestrator.models does not import torch.
-import orchestrator.models  # noqa: E402, F401
+import orchestrator.models  # noqa: F401

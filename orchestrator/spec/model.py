@@ -104,6 +104,9 @@ class AppSpec:
         "help": "the app has com.apple.developer.kernel.increased-memory-limit"})
     min_ios: int | None = field(default=None, metadata={"ge": 15, "le": 99, "help": "app deployment target (iOS)"})
     min_macos: int | None = field(default=None, metadata={"ge": 12, "le": 99, "help": "app deployment target (macOS)"})
+    footprint_mb: float = field(default=25.0, metadata={
+        "ge": 0, "le": 1048576, "help": "the app's own phys_footprint before it loads a model (UI, caches, "
+                                       "buffers); counted in every prediction and added on emulated devices"})
 
 
 @dataclass(frozen=True)
