@@ -173,6 +173,8 @@ class Executor:
         op = step.op
         try:
             result = step.kernel(call)
+        except UnsupportedOpError as exc:  # a kernel that handles only some forms of its op
+            raise UnsupportedOpError(exc.op_type, artifact=self.program.source) from exc
         except IndexOutOfRange as exc:
             raise ArtifactError(f"{self.program.source}: op '{op.name}' ({op.type}): {exc}", path=self.program.source,
                                 fix="integer inputs that index a table (token ids, positions) must be within it; "

@@ -102,3 +102,15 @@ def test_paths_that_are_not_packages(tmp_path):
     (tmp_path / "model.mlmodel").write_bytes(b"\x00")
     with pytest.raises(ArtifactError, match=r"not an \.mlpackage"):
         mil.load(tmp_path / "model.mlmodel")
+
+
+def test_an_unsupported_form_of_a_supported_op_is_an_unsupported_op_error():
+    from coremltools.converters.mil import Builder as mb
+
+    from tests.mil.programs import build
+
+    table = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    program = build(lambda i: mb.gather_nd(x=table, indices=i, batch_dims=1), {"i": (2, 1)}, opset="iOS16",
+                    dtype="int32")
+    with pytest.raises(UnsupportedOpError, match=r"gather_nd \(batch_dims > 0\)' in <in-memory program>"):
+        mil.execute(program, {"i": np.zeros((2, 1), np.int32)})

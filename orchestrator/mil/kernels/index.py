@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from orchestrator.errors import UnsupportedOpError
 from orchestrator.mil.kernels.registry import KERNELS, OpCall, dims
 
 
@@ -58,7 +59,7 @@ def gather_along_axis(c: OpCall) -> torch.Tensor:
 def gather_nd(c: OpCall) -> torch.Tensor:
     x, indices = c.raw("x"), c.tensor("indices")
     if c.int("batch_dims", 0) != 0:
-        raise NotImplementedError("gather_nd with batch_dims > 0")
+        raise UnsupportedOpError("gather_nd (batch_dims > 0)")
     k = indices.shape[-1]
     cols = [checked_indices(indices[..., i], x.shape[i], f"gather_nd '{c.op.name}'") for i in range(k)]
     return x[tuple(cols)]
