@@ -148,12 +148,16 @@ def block_spread(blocks: list[list[float]]) -> float:
 
 
 def drift(blocks: list[list[float]]) -> float:
-    """How much identical blocks disagree: IQR / median of the block medians (1-2% on a steady machine)."""
+    """How much identical blocks disagree: IQR / median of the block medians."""
     q25, q50, q75 = np.percentile([np.median(b) for b in blocks], [25, 50, 75])
     return float((q75 - q25) / q50)
 
 
-MAX_DRIFT = 0.035
+# Sampling noise alone moves the median of 20 predictions by about 1% at the spread allowed above; identical
+# blocks that disagree by more than 2% mean the machine's speed drifts during the test (other VMs, frequency
+# scaling), which a comparison of two runs cannot tell from a change. Measured on the shared 2-core VM this
+# was written on: 2.6-30% even when its CPU pressure read 0-10%, with lag-1 autocorrelation of 0.3.
+MAX_DRIFT = 0.02
 
 
 def noise(blocks: list[list[float]]) -> str:
