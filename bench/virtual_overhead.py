@@ -88,7 +88,7 @@ def harness_wall_on_device(folder: Path, job_id: str) -> float:
 
 async def device_job(device: UsbmuxDevice, model: Path, digest: str, job_id: str) -> dict[str, float]:
     """One job as the runner does it on a device that already has the app and the model."""
-    fresh = UsbmuxDevice(device.info, device.session, device.options)
+    fresh = UsbmuxDevice(device.info, device.session, device.options)  # shares the session and work folder
     t0 = time.perf_counter()
     await fresh.prepare()
     t1 = time.perf_counter()
@@ -109,7 +109,8 @@ async def main(jobs: int) -> int:
         catalog = load_catalog([builtin_profiles_dir()])
         async with VirtualFarm(["iphone-12"]) as farm:
             device = await connect_device(farm.devices[0].udid, usbmux_address=farm.address, catalog=catalog,
-                                          options=UsbmuxOptions(build_placeholder_ipa(work / "h.ipa")))
+                                          options=UsbmuxOptions(build_placeholder_ipa(work / "h.ipa"),
+                                                                work_dir=work / "pulled"))
             t = time.perf_counter()
             await device.prepare()
             install_s = time.perf_counter() - t

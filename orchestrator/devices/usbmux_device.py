@@ -156,8 +156,14 @@ class UsbmuxDevice:
         self.increased_limit = False
         self.installed = False  # True when prepare() had to install (for the run's events)
         self.last_thermal: str | None = None
-        self._owns_work = options.work_dir is None
-        self.work = Path(tempfile.mkdtemp(prefix="mlfarm-usbmux-")) if options.work_dir is None else options.work_dir
+        self._work = options.work_dir
+
+    @property
+    def work(self) -> Path:
+        """Where job folders are pulled to; a temporary folder (removed by ``cleanup``) unless given."""
+        if self._work is None:
+            self._work = Path(tempfile.mkdtemp(prefix="mlfarm-usbmux-"))
+        return self._work
 
     @property
     def udid(self) -> str:
@@ -275,5 +281,6 @@ class UsbmuxDevice:
         with contextlib.suppress(TransportError, DeviceError):
             await self.session.remove(self.bundle_id, "/Documents/jobs")
         await self.session.close()
-        if self._owns_work:
-            shutil.rmtree(self.work, ignore_errors=True)
+        if self.options.work_dir is None and self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
+            self._work = None
