@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +21,21 @@ from orchestrator.spec import ReleaseSpec, load_spec
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _console(stderr: bool = False) -> Console:
+    """A console; when output is not a terminal (CI logs, pipes) and COLUMNS is unset, 140 columns rather than
+    rich's 80, so tables stay readable in logs."""
+    probe = Console(stderr=stderr)
+    width = None if probe.is_terminal or os.environ.get("COLUMNS") else 140
+    return Console(stderr=stderr, highlight=False, width=width)
+
+
 @dataclass
 class App:
     """Per-invocation state, created by the root command and passed to subcommands."""
 
     settings: Settings
-    console: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    console: Console = field(default_factory=_console)
+    err: Console = field(default_factory=lambda: _console(stderr=True))
     _catalog: Catalog | None = None
 
     def catalog(self) -> Catalog:
