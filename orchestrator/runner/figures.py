@@ -11,24 +11,11 @@ from orchestrator.devices.base import RunOutcome
 from orchestrator.results.store import Measurement
 
 
-def psnr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    """20*log10(max|ref| / RMSE), the formula apple/ml-stable-diffusion uses; inf when identical."""
-    ref = np.asarray(reference, dtype=np.float64)
-    out = np.asarray(test, dtype=np.float64)
-    if ref.shape != out.shape:
-        raise ValueError(f"output shape {out.shape} does not match the reference {ref.shape}")
-    rmse = float(np.sqrt(np.mean((ref - out) ** 2)))
-    peak = float(np.max(np.abs(ref))) if ref.size else 0.0
-    if rmse == 0.0:
-        return math.inf
-    if peak == 0.0 or not math.isfinite(rmse):
-        return -math.inf
-    return 20.0 * math.log10(peak / rmse)
-
-
 def outputs_psnr(reference: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> float | None:
     """The worst PSNR over the outputs both sides have; None when nothing comparable came back."""
-    values = [psnr_db(reference[name], outputs[name]) for name in reference if name in outputs]
+    from orchestrator.mil.quality import psnr  # one formula for artifacts and devices (imports torch: lazily)
+
+    values = [psnr(reference[name], outputs[name]) for name in reference if name in outputs]
     return min(values) if values else None
 
 
