@@ -71,8 +71,13 @@ def import_runtime(runtime: str) -> None:
     """Import the runtime's libraries up front: a Swift app has Core ML linked before it loads a model, so
     library import time belongs to neither the cold load nor the footprint above the baseline."""
     if runtime == "coreml":
-        import coremltools  # noqa: F401
+        import coremltools
     else:
+        # the executor, and the coremltools parts its loader uses (imported lazily by orchestrator.mil.load)
+        import coremltools  # noqa: F401
+        from coremltools.converters.mil.frontend.milproto import load  # noqa: F401
+        from coremltools.converters.mil.mil import types  # noqa: F401
+
         from orchestrator import mil  # noqa: F401
 
 

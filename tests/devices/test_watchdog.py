@@ -40,7 +40,7 @@ def test_kill_above_the_limit_counts_only_memory_above_the_baseline(tmp_path):
     assert report.killed and not report.timed_out
     assert report.exit_code == -9
     assert 120 < report.adjusted_at_kill_mb < 300
-    assert report.raw_at_kill_mb > base + 100
+    assert report.raw_at_kill_mb > base + 99  # the baseline was printed rounded to 0.1 MB
 
 
 def test_no_kill_below_the_limit_and_peak_is_recorded(tmp_path):

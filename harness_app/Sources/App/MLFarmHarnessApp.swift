@@ -44,7 +44,7 @@ final class HarnessRun {
         UIApplication.shared.isIdleTimerDisabled = true  // a locked screen would suspend the run
         #endif
         let result = await Task.detached(priority: .userInitiated) {
-            await Harness.run(jobURL: jobURL, onTimeout: { exit(0) })
+            await Harness.run(jobURL: jobURL, root: URL.documentsDirectory, onTimeout: { exit(0) })
         }.value
         message = "finished: \(result?.status.rawValue ?? "no result written")"
         exit(result == nil ? 1 : 0)

@@ -39,7 +39,8 @@ final class Recorder: @unchecked Sendable {
 /// out or fails half-way still reports what it measured.
 struct Benchmark {
     let job: Job
-    let jobDir: URL
+    let jobDir: URL  // job.json's folder: result.json and the outputs go here
+    let root: URL  // what job.model is relative to (Documents on a device)
     let recorder: Recorder
     let probe: MemoryProbe
     let clock: Stopwatch
@@ -125,7 +126,7 @@ struct Benchmark {
     }
 
     private func modelURL() throws -> URL {
-        let url = jobDir.appendingPathComponent(job.model)
+        let url = root.appendingPathComponent(job.model)
         guard FileManager.default.fileExists(atPath: url.path) else { throw HarnessError.modelMissing(job.model) }
         return url
     }

@@ -1,6 +1,8 @@
 import Foundation
 
 /// The entry point the app (and the tests) call: run the job at `jobURL`, write result.json next to it.
+/// `job.model` is resolved against `root` (the app's Documents folder, where the orchestrator pushes models
+/// once to `models/<sha256>.mlpackage` for every job); it defaults to the job's own folder.
 ///
 /// A watchdog fires at `timeout_s` even when Core ML is stuck inside one call (a Neural Engine compile can
 /// take minutes): it writes a `timeout` result with what was measured so far and calls `onTimeout`, where
@@ -10,7 +12,8 @@ public enum Harness {
     public static let version = "1.0.0"
 
     /// The result written, or nil when nothing could be written (no readable job id) or the watchdog wrote it.
-    public static func run(jobURL: URL, onTimeout: @escaping @Sendable () -> Void = {}) async -> HarnessResult? {
+    public static func run(jobURL: URL, root: URL? = nil,
+                           onTimeout: @escaping @Sendable () -> Void = {}) async -> HarnessResult? {
         let clock = Stopwatch()
         let jobDir = jobURL.deletingLastPathComponent()
         let resultURL = jobDir.appendingPathComponent("result.json")
@@ -49,7 +52,8 @@ public enum Harness {
         defer { watchdog.cancel() }
 
         do {
-            try await Benchmark(job: job, jobDir: jobDir, recorder: recorder, probe: probe, clock: clock).run()
+            try await Benchmark(job: job, jobDir: jobDir, root: root ?? jobDir, recorder: recorder, probe: probe,
+                                clock: clock).run()
             return finish(job.jobID, .ok, nil)
         } catch let error as HarnessError {
             if case .timedOut = error { return finish(job.jobID, .timeout, error.description) }
