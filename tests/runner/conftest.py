@@ -26,7 +26,7 @@ family: iphone
 product_types: ["iPhone99,9"]
 chip: A14 Bionic
 ram_gb: 1
-memory: {app_limit_mb: 150, source: "test profile", basis: jetsam-policy}
+memory: {app_limit_mb: 30, source: "test profile", basis: jetsam-policy}
 os: {name: iOS, max: 18}
 sources: [tests/runner/conftest.py]
 """

@@ -62,7 +62,7 @@ def test_limit_below_the_model_is_a_jetsam_and_the_run_goes_on(run_settings, mlf
         assert len(events) == 6
         for e in events:
             assert e.data["reason"] == "per-process-limit" and e.data["emulated"] is True
-            assert e.data["footprint_mb"] > e.data["limit_mb"] == 150
+            assert e.data["footprint_mb"] > e.data["limit_mb"] == 30
         assert not store.events(run_id, kind="transport-retry")
     report = mlfarm("report", run_id, "--format", "json", "--out", tmp_path / "rep", "--json")
     assert report.exit_code == 1  # the jetsams fail the memory gate
