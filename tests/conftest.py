@@ -18,7 +18,7 @@ from orchestrator.cli import main
 pytest_plugins = ["tests.fixtures.build"]
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FACTS = REPO.parent / "shared" / "facts"
+FACTS_DIR = REPO / "tests" / "data"  # apple-devices.yaml: a copy of the shared device facts
 
 
 @dataclass

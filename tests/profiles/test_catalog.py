@@ -10,9 +10,9 @@ import yaml
 from orchestrator.config import builtin_profiles_dir
 from orchestrator.errors import ProfileError, UnknownProfileError
 from orchestrator.profiles import host_profile, load_catalog
-from tests.conftest import SHARED_FACTS
+from tests.conftest import FACTS_DIR
 
-FACTS = yaml.safe_load((SHARED_FACTS / "apple-devices.yaml").read_text())["devices"]
+FACTS = yaml.safe_load((FACTS_DIR / "apple-devices.yaml").read_text())["devices"]
 
 
 @pytest.fixture(scope="module")
