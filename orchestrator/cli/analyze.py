@@ -81,7 +81,7 @@ def _render_checks(console: Console, checks: list[Any], top: int) -> None:
 
 
 def _psnr_cell(check: Any) -> str:
-    from orchestrator.mil.quality import PSNR_CAP_DB
+    from orchestrator.serialize import PSNR_CAP_DB
 
     q = check.quality
     if q is None:

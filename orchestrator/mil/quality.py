@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from orchestrator.serialize import PSNR_CAP_DB
+
 if TYPE_CHECKING:
     from orchestrator.mil.program import Program
     from orchestrator.models.source import ModelSource
@@ -62,9 +64,6 @@ class Quality:
                 "gate_db": self.gate_db, "passed": self.passed, **self.extra}
 
 
-# JSON has no infinity, and identical outputs (fp32 artifacts can match PyTorch bit for bit) must still compare
-# as the best possible quality: manifests store PSNR capped at this value.
-PSNR_CAP_DB = 200.0
 
 
 def _finite(value: float) -> float | None:

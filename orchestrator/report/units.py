@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from orchestrator.serialize import PSNR_CAP_DB
+
 
 def mb(value: float | None) -> str:
     if value is None:
@@ -22,6 +24,8 @@ def ms(value: float | None) -> str:
 def db(value: float | None) -> str:
     if value is None:
         return "–"
+    if value >= PSNR_CAP_DB:  # stored capped: outputs identical to the reference
+        return "∞ dB (identical)"
     return "∞ dB" if math.isinf(value) else f"{value:.1f} dB"
 
 

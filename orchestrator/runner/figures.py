@@ -9,6 +9,7 @@ import numpy as np
 
 from orchestrator.devices.base import RunOutcome
 from orchestrator.results.store import Measurement
+from orchestrator.serialize import PSNR_CAP_DB
 
 
 def outputs_psnr(reference: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> float | None:
@@ -47,8 +48,6 @@ def measurements(outcome: RunOutcome, *, predicted_mb: float | None, limit_mb: f
             rows.append(Measurement("min_available_mb", raw["memory"]["min_available_mb"], "MB"))
         if reference is not None and outcome.outputs:
             psnr = outputs_psnr(reference, outcome.outputs)
-            if psnr is not None and math.isfinite(psnr):
-                rows.append(Measurement("psnr_db", round(psnr, 3), "dB"))
-            elif psnr is not None and psnr > 0:
-                rows.append(Measurement("psnr_db", 999.0, "dB"))  # bit-identical to the reference
+            if psnr is not None and not math.isnan(psnr):  # bit-identical outputs store as the cap, as manifests do
+                rows.append(Measurement("psnr_db", round(max(min(psnr, PSNR_CAP_DB), -PSNR_CAP_DB), 3), "dB"))
     return rows, psnr

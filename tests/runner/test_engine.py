@@ -102,7 +102,7 @@ def test_transport_faults_are_retried_with_backoff_then_succeed(tmp_path):
     assert [e.kind for e in store.events(run)] == ["transport-retry", "transport-retry"]
     metrics = {m.metric for m in store.measurements(job.id)}
     assert {"latency_ms", "peak_footprint_mb", "predicted_peak_mb", "psnr_db", "load_cold_ms"} <= metrics
-    assert [m.value for m in store.measurements(job.id) if m.metric == "psnr_db"] == [999.0]
+    assert [m.value for m in store.measurements(job.id) if m.metric == "psnr_db"] == [200.0]
     assert device.prepared and device.cleaned
 
 
