@@ -19,6 +19,9 @@ CPU_GFLOPS = {"iphone": 80.0, "ipad": 100.0, "mac": 150.0, "host": 40.0}
 UTILISATION = {"ane": 0.25, "gpu": 0.35, "cpu": 0.5}
 INT8_TOPS_CHIPS = ("A17", "A18", "A19", "M4", "M5")
 FP32_SLOWDOWN = 2.0  # fp32 programs run at roughly half the fp16 rate on GPU/CPU
+# Chips without a published Neural Engine figure yet: assumed no slower than their predecessor's figure (A18:
+# 35, M4: 38; both int8 TOPS), rather than the generic A12/A13-class guess, which would rank an M5 below an M1.
+PREDECESSOR_TOPS = {"A19": 35.0, "M5": 38.0}
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,10 @@ class History:
 def _ane_tflops(profile: DeviceProfile) -> float | None:
     if not profile.has_usable_ane or profile.ane is None:
         return None
-    tops = profile.ane.tops if profile.ane.tops is not None else 5.0 * profile.ane.cores / 8  # A12/A13 class
+    tops = profile.ane.tops
+    if tops is None:
+        family = next((chip for chip in PREDECESSOR_TOPS if profile.chip.startswith(chip)), None)
+        tops = PREDECESSOR_TOPS[family] if family else 5.0 * profile.ane.cores / 8  # A12/A13 class
     if profile.chip.startswith(INT8_TOPS_CHIPS):
         tops /= 2.0
     return tops

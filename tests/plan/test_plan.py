@@ -216,3 +216,15 @@ def test_the_apps_own_footprint_counts(catalog):
     assert quiet.chosen["unet"] is not None and loaded.chosen["unet"] is None
     (c,) = loaded.candidates
     assert c.memory.app_mb == 1000.0 and c.predicted_mb == pytest.approx(1000 + 614.4 + 100 + 150, abs=0.1)
+
+
+def test_a_chip_without_a_published_ane_figure_is_ranked_no_slower_than_its_predecessor(catalog):
+    from orchestrator.plan.latency import effective_tflops
+
+    def ane(profile_id):
+        return effective_tflops(catalog.get(profile_id), "cpu_and_ne", "fp16", "coreml")
+
+    m5, m4, m1 = ane("macbook-pro-14-m5@16gb"), ane("macbook-pro-14-m4@16gb"), ane("macbook-air-m1@8gb")
+    assert catalog.get("macbook-pro-14-m5@16gb").ane.tops is None  # the premise: no published figure
+    assert m5 == pytest.approx(m4) and m5 > m1
+    assert ane("iphone-17-pro") == pytest.approx(ane("iphone-16-pro"))
