@@ -13,6 +13,7 @@ Work folder layout (``root``): ``models/<sha256>.mlpackage`` (symlinks to the ar
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
@@ -108,14 +109,16 @@ def outcome_from_report(report: WatchdogReport, job_dir: Path, job_id: str, limi
                         app_baseline: float) -> RunOutcome:
     """Turn what the watchdog saw and what the harness wrote into a RunOutcome (jetsam, timeout, ok, error)."""
     if report.killed:
-        at_kill = round(report.adjusted_at_kill_mb or 0.0, 3)
-        raw_at_kill = round(report.raw_at_kill_mb or 0.0, 3)
+        # rounded up: the watchdog killed because the footprint was strictly above the limit, and a figure
+        # rounded to the nearest kB could read exactly the limit (30.0002 MB -> 30.0)
+        at_kill = math.ceil((report.adjusted_at_kill_mb or 0.0) * 1000.0) / 1000.0
+        raw_at_kill = math.ceil((report.raw_at_kill_mb or 0.0) * 1000.0) / 1000.0
         data = {"reason": "per-process-limit", "footprint_mb": at_kill, "raw_footprint_mb": raw_at_kill,
                 "limit_mb": limit_mb, "baseline_mb": report.baseline_mb, "app_baseline_mb": app_baseline,
                 "pid": report.pid, "emulated": True}
         memory: MemoryFigures | None = MemoryFigures(peak_mb=at_kill, raw_peak_mb=raw_at_kill,
                                                      baseline_mb=report.baseline_mb or 0.0, limit_mb=limit_mb)
-        message = f"killed at {at_kill:.0f} MB > {limit_mb:.0f} MB limit (emulated jetsam)"
+        message = f"killed at {at_kill:,.1f} MB > {limit_mb:,.0f} MB limit (emulated jetsam)"
         return RunOutcome("jetsam", memory=memory, events=[Event("jetsam", message, data)], error=message,
                           wall_s=report.wall_s)
     if report.timed_out:

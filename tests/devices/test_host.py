@@ -43,6 +43,17 @@ def test_watchdog_kill_is_an_emulated_jetsam(tmp_path):
     assert event.data["emulated"] is True and event.data["footprint_mb"] == 2125.0 > event.data["limit_mb"]
 
 
+
+def test_a_kill_just_above_the_limit_is_never_stored_at_the_limit(tmp_path):
+    """The watchdog kills at footprint > limit; rounding the figure for storage must not make it read == limit
+    (a CI run saw 30.0002 MB stored as 30.0 against a 30 MB limit)."""
+    out = outcome_from_report(report(killed=True, exit_code=-9, raw_at_kill_mb=330.00004, adjusted_at_kill_mb=30.00004),
+                              tmp_path, "run/0001", 30.0, 25.0)
+    (event,) = out.events
+    assert event.data["footprint_mb"] > event.data["limit_mb"] == 30.0
+    assert out.memory.peak_mb > 30.0 and out.memory.raw_peak_mb > 330.0
+    assert "killed at 30.0 MB > 30 MB limit" in out.error
+
 @pytest.mark.parametrize("doc", [
     "{broken",
     {**good_result(), "job_id": "someone-else"},
