@@ -105,14 +105,18 @@ def _memory(report: WatchdogReport, result: HarnessResult | None, limit_mb: floa
                          limit_mb=limit_mb)
 
 
+def _kb_up(mb: float) -> float:
+    """A footprint at kill, to the kB above: the watchdog kills only when the footprint is strictly above the
+    limit, and rounding to the nearest kB could store a kill at 30.0002 MB as exactly the 30 MB limit."""
+    return math.ceil(mb * 1000.0) / 1000.0
+
+
 def outcome_from_report(report: WatchdogReport, job_dir: Path, job_id: str, limit_mb: float,
                         app_baseline: float) -> RunOutcome:
     """Turn what the watchdog saw and what the harness wrote into a RunOutcome (jetsam, timeout, ok, error)."""
     if report.killed:
-        # rounded up: the watchdog killed because the footprint was strictly above the limit, and a figure
-        # rounded to the nearest kB could read exactly the limit (30.0002 MB -> 30.0)
-        at_kill = math.ceil((report.adjusted_at_kill_mb or 0.0) * 1000.0) / 1000.0
-        raw_at_kill = math.ceil((report.raw_at_kill_mb or 0.0) * 1000.0) / 1000.0
+        at_kill = _kb_up(report.adjusted_at_kill_mb or 0.0)
+        raw_at_kill = _kb_up(report.raw_at_kill_mb or 0.0)
         data = {"reason": "per-process-limit", "footprint_mb": at_kill, "raw_footprint_mb": raw_at_kill,
                 "limit_mb": limit_mb, "baseline_mb": report.baseline_mb, "app_baseline_mb": app_baseline,
                 "pid": report.pid, "emulated": True}

@@ -43,7 +43,6 @@ def test_watchdog_kill_is_an_emulated_jetsam(tmp_path):
     assert event.data["emulated"] is True and event.data["footprint_mb"] == 2125.0 > event.data["limit_mb"]
 
 
-
 def test_a_kill_just_above_the_limit_is_never_stored_at_the_limit(tmp_path):
     """The watchdog kills at footprint > limit; rounding the figure for storage must not make it read == limit
     (a CI run saw 30.0002 MB stored as 30.0 against a 30 MB limit)."""
@@ -53,6 +52,7 @@ def test_a_kill_just_above_the_limit_is_never_stored_at_the_limit(tmp_path):
     assert event.data["footprint_mb"] > event.data["limit_mb"] == 30.0
     assert out.memory.peak_mb > 30.0 and out.memory.raw_peak_mb > 330.0
     assert "killed at 30.0 MB > 30 MB limit" in out.error
+
 
 @pytest.mark.parametrize("doc", [
     "{broken",
