@@ -11,6 +11,9 @@ Tables (v1):
     jobs          one (device, component, variant, compute units) measurement; unique per run
     measurements  every figure of a finished job: one row per value (latency per iteration, peaks, PSNR, ...)
     events        jetsam, crash, invalid result, retry, disconnect, thermal wait, ...
+
+v2: ``measurements.launch``: the launch (fresh process, model loaded again) a figure was taken in, 0-based.
+Launches are the statistical unit: figures of one launch share its state (clock, contention, thermal).
 """
 
 from __future__ import annotations
@@ -98,7 +101,11 @@ CREATE TABLE events (
 CREATE INDEX events_by_run ON events (run_id, kind);
 """
 
-MIGRATIONS: list[str] = [SCHEMA_V1]
+MIGRATION_V2 = """
+ALTER TABLE measurements ADD COLUMN launch INTEGER NOT NULL DEFAULT 0;
+"""
+
+MIGRATIONS: list[str] = [SCHEMA_V1, MIGRATION_V2]
 LATEST = len(MIGRATIONS)
 
 

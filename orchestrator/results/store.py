@@ -103,6 +103,7 @@ class Measurement:
     value: float
     unit: str
     idx: int = 0
+    launch: int = 0  # the launch (fresh process) the figure was taken in; idx stays unique per job and metric
 
 
 @dataclass(frozen=True)
@@ -320,8 +321,9 @@ class ResultsStore:
             if row is None:
                 raise StoreError(f"no job {job_id!r} in {self.path}")
             c.execute("DELETE FROM measurements WHERE job_id = ?", (job_id,))
-            c.executemany("INSERT INTO measurements (job_id, metric, idx, value, unit) VALUES (?, ?, ?, ?, ?)",
-                          [(job_id, m.metric, m.idx, float(m.value), m.unit) for m in measurements])
+            c.executemany("INSERT INTO measurements (job_id, metric, idx, value, unit, launch)"
+                          " VALUES (?, ?, ?, ?, ?, ?)",
+                          [(job_id, m.metric, m.idx, float(m.value), m.unit, m.launch) for m in measurements])
             for e in events:
                 c.execute("INSERT INTO events (run_id, job_id, device_key, kind, at, message, data)"
                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -338,9 +340,18 @@ class ResultsStore:
 
     # ---- figures and events -----------------------------------------------------------------------
     def measurements(self, job_id: str) -> list[Measurement]:
-        rows = self._conn.execute("SELECT metric, idx, value, unit FROM measurements WHERE job_id = ?"
+        rows = self._conn.execute("SELECT metric, idx, value, unit, launch FROM measurements WHERE job_id = ?"
                                   " ORDER BY metric, idx", (job_id,))
-        return [Measurement(r["metric"], r["value"], r["unit"], r["idx"]) for r in rows]
+        return [Measurement(r["metric"], r["value"], r["unit"], r["idx"], r["launch"]) for r in rows]
+
+    def launch_samples(self, job_id: str, metric: str) -> list[list[float]]:
+        """One list of values per launch (in launch order, values in idx order): the unit of regression statistics."""
+        rows = self._conn.execute("SELECT launch, value FROM measurements WHERE job_id = ? AND metric = ?"
+                                  " ORDER BY launch, idx", (job_id, metric))
+        launches: dict[int, list[float]] = {}
+        for r in rows:
+            launches.setdefault(int(r["launch"]), []).append(float(r["value"]))
+        return [launches[k] for k in sorted(launches)]
 
     def run_measurements(self, run_id: str) -> list[tuple[JobRow, list[Measurement]]]:
         return [(j, self.measurements(j.id)) for j in self.jobs(run_id)]
