@@ -61,17 +61,20 @@ def job_inputs(job: Job) -> dict[str, np.ndarray]:
     return {i.name: make_input(i.shape, i.dtype, i.seed, i.high) for i in job.inputs}
 
 
-def _timed(fn: Callable[[], Any], factor: float = 1.0) -> tuple[Any, float]:
-    start = time.perf_counter()
+Clock = Callable[[], float]
+
+
+def _timed(fn: Callable[[], Any], factor: float = 1.0, clock: Clock = time.perf_counter) -> tuple[Any, float]:
+    start = clock()
     value = fn()
-    elapsed = time.perf_counter() - start
+    elapsed = clock() - start
     if factor > 1.0:
         # Spin, not sleep: a sleep of a fraction of a millisecond overshoots by tens of microseconds, which
         # would turn a 10% knob into 15-50% on a fast prediction.
         target = start + elapsed * factor
-        while time.perf_counter() < target:
+        while clock() < target:
             pass
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
     return value, elapsed * 1000.0
 
 
@@ -85,18 +88,19 @@ def save_outputs(job_dir: Path, outputs: dict[str, np.ndarray]) -> dict[str, str
 
 
 def run_benchmark(job: Job, model_path: Path, load: Callable[[Path, str], Predictor], job_dir: Path,
-                  *, deadline: float, factor: float) -> tuple[Timings, dict[str, str], str]:
-    """Load, predict and time; raises JobTimeout past ``deadline`` (time.perf_counter())."""
+                  *, deadline: float, factor: float, clock: Clock = time.perf_counter,
+                  ) -> tuple[Timings, dict[str, str], str]:
+    """Load, predict and time; raises JobTimeout past ``deadline`` (on ``clock``; tests inject their own)."""
     t = Timings()
-    _, t.cold_ms = _timed(lambda: load(model_path, job.compute_units))
-    predictor, t.warm_ms = _timed(lambda: load(model_path, job.compute_units))
+    _, t.cold_ms = _timed(lambda: load(model_path, job.compute_units), clock=clock)
+    predictor, t.warm_ms = _timed(lambda: load(model_path, job.compute_units), clock=clock)
     inputs = job_inputs(job)
-    first, t.first_ms = _timed(lambda: predictor.predict(inputs), factor)
+    first, t.first_ms = _timed(lambda: predictor.predict(inputs), factor, clock)
     outputs = save_outputs(job_dir, first) if job.return_outputs else {}
     for i in range(job.warmup + job.iterations):
-        if time.perf_counter() > deadline:
+        if clock() > deadline:
             raise JobTimeout(f"timeout after {i} of {job.warmup + job.iterations} predictions")
-        _, ms = _timed(lambda: predictor.predict(inputs), factor)
+        _, ms = _timed(lambda: predictor.predict(inputs), factor, clock)
         if i >= job.warmup:
             t.latencies.append(round(ms, 4))
     return t, outputs, predictor.runtime

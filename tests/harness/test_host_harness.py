@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 
 import orchestrator.mil as mil
 from orchestrator.harness.contract import InputSpec, Job, load_outputs, read_result
-from orchestrator.harness.host import BASELINE_MARKER
+from orchestrator.harness.host import BASELINE_MARKER, DELAY_ENV, JobTimeout, delay_factor, run_benchmark, run_job
 from orchestrator.harness.inputs import make_input
 
 
@@ -57,14 +58,92 @@ def test_harness_writes_a_valid_result_with_the_first_outputs(tmp_path, encoder)
         np.testing.assert_array_equal(outputs[name], expected[name])  # same inputs, same executor, same bits
 
 
-def test_delay_knob_stretches_every_timed_prediction(tmp_path, encoder):
-    base, base_dir = run_harness(tmp_path, encoder, iterations=8, job_id="t/base")
-    slow, slow_dir = run_harness(tmp_path, encoder, iterations=8, job_id="t/slow",
-                                 env={"MLFARM_HARNESS_DELAY_FACTOR": "3.0"})
-    assert base.returncode == slow.returncode == 0
-    fast = statistics.median(read_result(base_dir, job_id="t/base").latencies_ms)
-    stretched = statistics.median(read_result(slow_dir, job_id="t/slow").latencies_ms)
-    assert stretched > 1.8 * fast  # 3x by construction; generous for a busy machine
+class FakeClock:
+    """A clock that moves only when told (plus a microsecond per read, so the knob's spin loop advances)."""
+
+    TICK = 1e-6
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        self.now += self.TICK
+        return self.now
+
+
+class SteppingPredictor:
+    """Each prediction takes ``step_s`` on the fake clock."""
+
+    runtime = "fake"
+
+    def __init__(self, clock: FakeClock, step_s: float) -> None:
+        self.clock, self.step_s = clock, step_s
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.clock.now += self.step_s
+        return {"y": np.zeros(1, np.float32)}
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.1, 3.0])
+def test_delay_knob_stretches_every_timed_prediction(tmp_path, factor):
+    clock = FakeClock()
+    job = Job("t/knob", "m.mlpackage", "all", (InputSpec("x", (1, 4)),), warmup=2, iterations=6,
+              return_outputs=False)
+    timings, _, runtime = run_benchmark(job, tmp_path / "m.mlpackage",
+                                        lambda _p, _u: SteppingPredictor(clock, 0.010), tmp_path,
+                                        deadline=clock.now + 60, factor=factor, clock=clock)
+    assert runtime == "fake" and len(timings.latencies) == 6  # the warm-up predictions are not timed
+    # 10 ms predictions stretched by the factor (to within the fake clock's reads, a microsecond each)
+    assert timings.latencies == pytest.approx([10.0 * factor] * 6, abs=0.01)
+    assert timings.first_ms == pytest.approx(10.0 * factor, abs=0.01)
+
+
+def test_delay_factor_reads_the_environment_and_never_speeds_up():
+    assert delay_factor({DELAY_ENV: "3.0"}) == 3.0
+    assert delay_factor({}) == delay_factor({DELAY_ENV: "0.5"}) == delay_factor({DELAY_ENV: "x"}) == 1.0
+
+
+def test_a_job_past_its_deadline_times_out_on_the_injected_clock(tmp_path):
+    clock = FakeClock()
+    job = Job("t/late", "m.mlpackage", "all", (InputSpec("x", (1, 4)),), warmup=0, iterations=10,
+              return_outputs=False)
+    # each prediction takes 1 s of fake time; the deadline falls after the third timed one
+    with pytest.raises(JobTimeout, match="timeout after 3 of 10"):
+        run_benchmark(job, tmp_path / "m.mlpackage", lambda _p, _u: SteppingPredictor(clock, 1.0), tmp_path,
+                      deadline=clock.now + 3.5, factor=1.0, clock=clock)
+
+
+class SleepingPredictor:
+    """Sleeps a few ms per prediction and records how long each prediction itself took."""
+
+    runtime = "mil-executor"  # what the result contract accepts
+
+    def __init__(self) -> None:
+        self.durations_ms: list[float] = []
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        start = time.perf_counter()
+        time.sleep(0.003)
+        self.durations_ms.append((time.perf_counter() - start) * 1000)
+        return {"y": np.zeros(1, np.float32)}
+
+
+def test_run_job_applies_the_knob_from_its_environment(tmp_path, monkeypatch):
+    # The knob only adds time: a stretched latency is at least factor x the prediction inside it, whatever the
+    # machine's load (a busy machine only makes it longer), so this bound cannot fail on a sound harness.
+    monkeypatch.setenv(DELAY_ENV, "3.0")
+    predictor = SleepingPredictor()
+    job = Job("t/env", "m.mlpackage", "all", (InputSpec("x", (1, 4)),), warmup=0, iterations=5,
+              sample_interval_ms=5, timeout_s=60, return_outputs=False)
+    (tmp_path / "job").mkdir()
+    code = run_job(job.write(tmp_path / "job"), tmp_path, lambda _p, _u: predictor, runtime_name="mil-executor",
+                   out=io.StringIO())
+    assert code == 0
+    result = read_result(tmp_path / "job", job_id="t/env")
+    timed = predictor.durations_ms[-5:]  # the first prediction (outputs) is untimed in latencies_ms
+    assert len(result.latencies_ms) == 5
+    for latency, inner in zip(result.latencies_ms, timed, strict=True):
+        assert latency >= 3.0 * inner - 0.001, (result.latencies_ms, timed)
 
 
 def test_a_broken_model_is_an_error_result_not_a_crash(tmp_path):

@@ -1,8 +1,8 @@
-"""Session fixtures for the MIL tests: converted attention blocks, and copies of the tiny-sd store."""
+"""Session fixtures for the MIL tests: converted attention blocks, small packages, loaded tiny-sd programs
+(the tiny-sd stores themselves are in tests/fixtures/build.py)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from orchestrator.build.store import ArtifactEntry, ArtifactStore
+from orchestrator.build.store import ArtifactEntry
 from orchestrator.mil import Program, load
 from tests.mil.blocks import attention_block, block_inputs, convert
 
@@ -30,25 +30,6 @@ def attention_blocks(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str,
         return cache[(attention, latent)]
 
     return get
-
-
-@pytest.fixture
-def tiny_store_copy(tiny_artifacts: dict[tuple[str, str], ArtifactEntry], tiny_store: ArtifactStore,
-                    tmp_path: Path) -> ArtifactStore:
-    """A private copy of the session's tiny-sd store, for tests that write manifests."""
-    root = tmp_path / "store"
-    shutil.copytree(tiny_store.root, root, ignore=shutil.ignore_patterns("tmp"))
-    return ArtifactStore(root)
-
-
-@pytest.fixture(scope="session")
-def all_tiny_artifacts(tiny_artifacts: dict[tuple[str, str], ArtifactEntry], tiny_spec,
-                       tiny_store: ArtifactStore) -> dict[tuple[str, str], ArtifactEntry]:
-    """Every variant of examples/tiny-sd.yaml (the session's tiny_artifacts are cache hits; int8 and the iOS 18
-    grouped palettes are built here)."""
-    from orchestrator.build.builder import build_spec
-
-    return {(e.component, e.variant): e for e in build_spec(tiny_spec, tiny_store)}
 
 
 class SmallNet(torch.nn.Module):

@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.mil import psnr
 from orchestrator.mil.quality import Quality
+from tests.fixtures.build import TINY_VARIANTS
 
 
 def test_psnr_formula():
@@ -36,7 +37,8 @@ def test_tiny_sd_psnr_per_component_and_variant_lands_in_the_manifests(mlfarm, t
     result = mlfarm("--artifacts", tiny_store_copy.root, "analyze", repo / "examples" / "tiny-sd.yaml", "--json")
     data = result.json()
     checked = {(a["component"], a["variant"]): a for a in data["artifacts"] if a["quality"]}
-    assert len(checked) >= 15  # the session store may also hold the variants other tests built
+    # a private copy of the session store: exactly the session's variants, every one analysed
+    assert set(checked) == {(c, v) for c in ("text_encoder", "unet", "vae_decoder") for v in TINY_VARIANTS}
     psnr_of = {key: a["quality"]["psnr_min_db"] for key, a in checked.items()}
     for component in ("text_encoder", "unet", "vae_decoder"):
         fp32 = psnr_of[(component, "fp32-none-original")]
