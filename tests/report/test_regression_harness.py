@@ -1,52 +1,29 @@
-"""The regression classifier against real host-harness latencies with a known, injected slowdown.
+"""The regression classifier on harness latencies: synthetic samples with a known slowdown, and the harness's
+own subprocess output.
 
-The host harness stretches every timed prediction by ``MLFARM_HARNESS_DELAY_FACTOR``. Three conditions:
-
-    baseline   factor 1.00
-    slow       factor 1.10      10% slower: must be a regression in >= 95% of trials
-    same       factor 1.00      identical: must be flagged (regression or improvement) in <= 5% of trials
-
-A harness process costs seconds to start (torch), separate processes run minutes apart see different machine
-load, and every model load lays the model out in memory differently: each of those would be compared instead
-of the knob. So the trials run the harness's benchmark loop (``run_benchmark``: seeded inputs, timed
-predictions, the knob read as the harness reads its environment variable) in this process on one predictor
-loaded once, and interleave the conditions in chunks of a few predictions (in a rotating order): whatever the
-machine does during a trial (other VMs, frequency changes) then falls on every condition alike, which is what a
-regression test must be robust to. Each trial is classified with its own bootstrap seed.
-
-Samples per trial: on a shared 2-core CI machine the spread within a trial reached an IQR of 14% of the median.
-A ratio of medians then has a standard error near 2.4% at 60 samples a side, which puts a 10% slowdown only
-about two standard errors above the 5% threshold (a measured 92% detection rate); 150 samples bring it to about
-1.5% and the expected rate above 99.9%. Detecting a change of a size on noisy hardware is a matter of sample
-count: measure.iterations in a release spec is that knob. The subprocess entry
-point (``python -m orchestrator.harness``) is exercised by the insufficient-data test. The rates and the
-measured noise are printed (``pytest -s``) next to the required ones.
+Detection rates over real latencies (a 10% slowdown caught in >= 95% of trials, identical runs flagged in
+<= 5%) depend on how busy the machine is: they are measured by ``bench/regression_trials.py``, not asserted
+here. These tests use seeded synthetic samples with the noise measured on a busy 2-core machine (IQR 14% of
+the median), so each outcome is fixed and a failure means the classifier changed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
-import time
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from orchestrator.harness.contract import InputSpec, Job, read_result
-from orchestrator.harness.host import DELAY_ENV, delay_factor, run_benchmark
-from orchestrator.harness.runtime import mil_loader
 from orchestrator.report.data import JobData
 from orchestrator.report.regression import Classification, compare_latency
 from orchestrator.spec.model import RegressionSpec
 
-TRIALS, SAMPLES, CHUNK = 25, 150, 5
 SHAPE = (128, 512)
 KEY = ("host", "probe", "fp32-none-original", "cpu_only")
+IQR_SHARE = 0.14  # the within-trial spread measured on a shared 2-core machine (bench/regression_trials.py)
 
 
 @pytest.fixture(scope="module")
@@ -85,98 +62,46 @@ def run_harness_process(root: Path, name: str, iterations: int) -> list[float]:
     return list(read_result(job_dir, job_id=name).latencies_ms)
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """The predictor runs on one core, as the harness subprocess does with OMP_NUM_THREADS=1."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+def latencies(rng: np.random.Generator, n: int, median_ms: float = 5.0) -> list[float]:
+    """n latencies around ``median_ms`` with an IQR of IQR_SHARE of the median (normal noise, IQR = 1.349 sd)."""
+    return list(median_ms * (1 + rng.normal(0, IQR_SHARE / 1.349, n)))
 
 
-FACTORS = {"baseline": 1.0, "slow": 1.10, "same": 1.0}
-ORDERS = (("baseline", "slow", "same"), ("slow", "same", "baseline"), ("same", "baseline", "slow"))
-
-
-@pytest.fixture(scope="module")
-def trials(probe_model: Path) -> dict[str, list[list[float]]]:
-    """condition -> TRIALS lists of SAMPLES latencies, the conditions interleaved CHUNK predictions at a time.
-
-    Every chunk is one pass of the harness's benchmark loop (inputs, an untimed first prediction, CHUNK timed
-    predictions, the delay knob read the way the harness reads MLFARM_HARNESS_DELAY_FACTOR) on one predictor
-    loaded once: every load lays the model out in memory differently, and that per-load offset would be
-    compared instead of the knob.
-    """
-    model = probe_model / "probe.mlpackage"
-    factors = {c: delay_factor({DELAY_ENV: str(f)}) for c, f in FACTORS.items()}
-    with one_thread():
-        predictor = mil_loader(model, "cpu_only")
-        blocks: dict[str, list[list[float]]] = {c: [] for c in FACTORS}
-        for i in range(TRIALS):
-            samples: dict[str, list[float]] = {c: [] for c in FACTORS}
-            for k in range(SAMPLES // CHUNK):
-                for condition in ORDERS[(i + k) % len(ORDERS)]:
-                    job = Job(job_id=f"{condition}-{i:02d}-{k:02d}", model=model.name, compute_units="cpu_only",
-                              inputs=(InputSpec("x", SHAPE),), warmup=0, iterations=CHUNK, return_outputs=False)
-                    timings, _, _ = run_benchmark(job, model, lambda _path, _units: predictor, probe_model,
-                                                  deadline=time.perf_counter() + 300, factor=factors[condition])
-                    samples[condition] += timings.latencies
-            for condition, values in samples.items():
-                blocks[condition].append(values)
-    return blocks
-
-
-def classify_trials(candidate: list[list[float]], baseline: list[list[float]]) -> list[Classification]:
-    spec = RegressionSpec()  # the defaults: +-5% latency threshold, 95% interval, 2000 resamples
-
+def classify(candidate: list[float], baseline: list[float], seed: int = 0) -> Classification:
     def job(values: list[float]) -> JobData:
         return JobData("probe", *KEY, status="ok", predicted_peak_mb=None, limit_mb=None, error=None,
                        metrics={"latency_ms": tuple(values)})
 
-    return [compare_latency(KEY, job(c), [job(b)], spec, seed=i).classification
-            for i, (c, b) in enumerate(zip(candidate, baseline, strict=True))]
+    return compare_latency(KEY, job(candidate), [job(baseline)], RegressionSpec(), seed=seed).classification
 
 
-def block_spread(blocks: list[list[float]]) -> float:
-    """The typical noise within one trial: the median over blocks of each block's IQR / median."""
-    spreads = []
-    for b in blocks:
-        q25, q50, q75 = np.percentile(b, [25, 50, 75])
-        spreads.append((q75 - q25) / q50)
-    return float(np.median(spreads))
+@pytest.mark.parametrize("seed", range(5))
+def test_a_ten_percent_slowdown_of_150_noisy_samples_is_a_regression(seed):
+    rng = np.random.default_rng(seed)
+    baseline = latencies(rng, 150)
+    slow = [1.10 * v for v in latencies(rng, 150)]
+    assert classify(slow, baseline, seed) == "regression"
+    assert classify(baseline, slow, seed) == "improvement"
 
 
-def noise(blocks: list[list[float]]) -> str:
-    return (f"latency median {np.median(np.concatenate(blocks)):.2f} ms, IQR within a trial "
-            f"{block_spread(blocks):.1%} of the median")
+@pytest.mark.parametrize("seed", range(5))
+def test_identical_conditions_of_150_noisy_samples_are_no_change(seed):
+    rng = np.random.default_rng(100 + seed)
+    assert classify(latencies(rng, 150), latencies(rng, 150), seed) == "no change"
 
 
-@pytest.mark.slow
-def test_the_delay_knob_slows_every_trial_on_average(trials):
-    ratios = [np.median(s) / np.median(b) for s, b in zip(trials["slow"], trials["baseline"], strict=True)]
-    print(f"\nslow/baseline median ratio per trial: median {np.median(ratios):.3f} (knob 1.10); "
-          f"{noise(trials['baseline'])}")
-    assert np.median(ratios) > 1.05
+@pytest.mark.parametrize("seed", range(8))
+def test_a_slowdown_within_the_noise_of_few_samples_is_never_called_a_regression(seed):
+    # 10 samples a side at 14% IQR: the interval is wider than the 10% shift and must admit "no change"
+    rng = np.random.default_rng(seed)
+    baseline = latencies(rng, 10)
+    assert classify([1.10 * v for v in latencies(rng, 10)], baseline, seed) in ("suspicious", "no change")
 
 
-@pytest.mark.slow
-def test_ten_percent_slowdown_is_a_regression_in_at_least_95_percent_of_trials(trials):
-    counts = Counter(classify_trials(trials["slow"], trials["baseline"]))
-    rate = counts["regression"] / TRIALS
-    print(f"\n10% slowdown, {TRIALS} trials x {SAMPLES} samples: {dict(counts)}; regression rate {rate:.0%} "
-          "(required >= 95%)")
-    assert rate >= 0.95, f"{dict(counts)}; {noise(trials['baseline'])}"
-
-
-@pytest.mark.slow
-def test_identical_runs_are_flagged_in_at_most_5_percent_of_trials(trials):
-    counts = Counter(classify_trials(trials["same"], trials["baseline"]))
-    flagged = (counts["regression"] + counts["improvement"]) / TRIALS
-    print(f"\nidentical runs, {TRIALS} trials x {SAMPLES} samples: {dict(counts)}; flagged {flagged:.0%} "
-          "(required <= 5%)")
-    assert flagged <= 0.05, f"{dict(counts)}; {noise(trials['baseline'])}"
+def test_an_exact_ten_percent_slowdown_without_noise_is_a_regression():
+    baseline = [5.0 + 0.01 * i for i in range(20)]
+    assert classify([1.10 * v for v in baseline], baseline) == "regression"
+    assert classify([1.02 * v for v in baseline], baseline) == "no change"  # within the 5% threshold
 
 
 def test_too_few_harness_samples_are_insufficient_data(probe_model):
