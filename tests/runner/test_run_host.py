@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -66,7 +67,14 @@ def test_limit_below_the_model_is_a_jetsam_and_the_run_goes_on(run_settings, mlf
         assert not store.events(run_id, kind="transport-retry")
     report = mlfarm("report", run_id, "--format", "json", "--out", tmp_path / "rep", "--json")
     assert report.exit_code == 1  # the jetsams fail the memory gate
-    assert "jetsam" in (tmp_path / "rep" / "report.json").read_text()
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    by_device = {key: [v for v in doc["verdicts"] if v["device_key"] == key and v["job_id"]]
+                 for key in ("host:tiny-phone", "host")}
+    assert len(by_device["host:tiny-phone"]) == len(by_device["host"]) == 6
+    for v in by_device["host:tiny-phone"]:
+        memory = next(g for g in v["gates"] if g["gate"] == "memory")
+        assert v["job_status"] == "jetsam" and memory["status"] == "fail", v
+    assert all(v["job_status"] == "ok" for v in by_device["host"])
 
 
 def _wait_for(predicate, timeout: float) -> None:
