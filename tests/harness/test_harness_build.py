@@ -25,22 +25,44 @@ HARNESS = Path(__file__).resolve().parents[2] / "harness_app"
 TEAM = "ABCDE12345"
 
 
-def test_plan_is_the_exact_xcodegen_and_xcodebuild_argv(tmp_path: Path) -> None:
+def flag(argv: tuple[str, ...] | list[str], name: str) -> str:
+    """The value after ``name`` in an argv (exactly once)."""
+    assert list(argv).count(name) == 1, (name, argv)
+    return argv[list(argv).index(name) + 1]
+
+
+def settings(argv: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """The KEY=VALUE build-setting overrides of an xcodebuild argv."""
+    values = {argv[i + 1] for i, a in enumerate(argv[:-1]) if a.startswith("-")}  # "-destination a=b" is no setting
+    return dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-") and a not in values)
+
+
+def test_plan_generates_then_archives_a_signed_ios_build_then_exports_it(tmp_path: Path) -> None:
     plan = make_build_plan(tmp_path, team=TEAM)
-    build = tmp_path / "build"
-    assert [(s.name, s.argv, s.cwd) for s in plan.steps] == [
-        ("generate", ("xcodegen", "generate", "--spec", f"{tmp_path}/project.yml", "--project", str(tmp_path)),
-         tmp_path),
-        ("archive", ("xcodebuild", "-project", f"{tmp_path}/MLFarmHarness.xcodeproj", "-scheme", "MLFarmHarness",
-                     "-configuration", "Release", "-sdk", "iphoneos", "-destination", "generic/platform=iOS",
-                     "-archivePath", f"{build}/MLFarmHarness.xcarchive", "-allowProvisioningUpdates", "archive",
-                     f"DEVELOPMENT_TEAM={TEAM}", "MLFARM_BUNDLE_ID=dev.mlfarm.harness",
-                     "MLFARM_ENTITLEMENTS=default", "CODE_SIGN_STYLE=Automatic"), tmp_path),
-        ("export", ("xcodebuild", "-exportArchive", "-archivePath", f"{build}/MLFarmHarness.xcarchive",
-                    "-exportPath", f"{build}/export", "-exportOptionsPlist", f"{build}/ExportOptions.plist",
-                    "-allowProvisioningUpdates"), tmp_path),
-    ]
-    assert plan.ipa == build / "MLFarmHarness.ipa"
+    assert [s.name for s in plan.steps] == ["generate", "archive", "export"]
+    assert all(s.cwd == tmp_path for s in plan.steps)
+    generate, archive, export = (s.argv for s in plan.steps)
+    project = yaml.safe_load((HARNESS / "project.yml").read_text())  # what xcodegen reads: name, targets
+    # xcodegen turns the spec into <name>.xcodeproj in the project folder, which xcodebuild then builds
+    assert generate[:2] == ("xcodegen", "generate") and Path(flag(generate, "--spec")) == tmp_path / "project.yml"
+    assert Path(flag(generate, "--project")) == tmp_path
+    assert archive[0] == "xcodebuild" and archive[-5] == "archive"
+    assert Path(flag(archive, "-project")) == tmp_path / f"{project['name']}.xcodeproj"
+    assert flag(archive, "-scheme") in project["targets"] and project["targets"][flag(archive, "-scheme")][
+        "type"] == "application"
+    # a device build (not the simulator), for any iOS device, in Release, signed automatically by the team
+    assert flag(archive, "-sdk") == "iphoneos" and flag(archive, "-destination") == "generic/platform=iOS"
+    assert flag(archive, "-configuration") == "Release" and "-allowProvisioningUpdates" in archive
+    assert settings(archive) == {"DEVELOPMENT_TEAM": TEAM, "MLFARM_BUNDLE_ID": "dev.mlfarm.harness",
+                                 "MLFARM_ENTITLEMENTS": "default", "CODE_SIGN_STYLE": "Automatic"}
+    assert set(settings(archive)) <= set(project["settings"]["base"])  # overrides of settings the spec declares
+    # the export reads the archive the archive step wrote, with the plan's options, into the .ipa's folder
+    assert export[:2] == ("xcodebuild", "-exportArchive") and "-allowProvisioningUpdates" in export
+    assert flag(export, "-archivePath") == flag(archive, "-archivePath")
+    assert flag(archive, "-archivePath").endswith(".xcarchive")
+    assert Path(flag(export, "-exportOptionsPlist")).name == "ExportOptions.plist"
+    assert plan.ipa.suffix == ".ipa" and plan.ipa.parent == Path(flag(export, "-exportPath")).parent
+    assert plan.ipa.is_relative_to(tmp_path)
 
 
 def test_plan_options_reach_the_command_line(tmp_path: Path) -> None:
@@ -190,8 +212,14 @@ def test_cli_dry_run_prints_the_plan_on_any_os(mlfarm: Callable[..., CliResult])
     r = mlfarm("harness", "build", "--team", TEAM, "--increased-memory-limit", "--dry-run", "--json")
     assert r.exit_code == 0, r.err
     data = r.json()
-    expected = make_build_plan(HARNESS, team=TEAM, increased_memory_limit=True).to_json()
-    assert data == json.loads(json.dumps(expected))
+    # what the flags ask for, on the repository's harness_app (not the plan function's own output)
+    assert data["team"] == TEAM and data["increased_memory_limit"] is True and data["configuration"] == "Release"
+    assert data["bundle_id"] == DEFAULT_BUNDLE_ID and Path(data["project_dir"]) == HARNESS
+    assert [s["name"] for s in data["steps"]] == ["generate", "archive", "export"]
+    archive = data["steps"][1]["argv"]
+    assert settings(archive)["MLFARM_ENTITLEMENTS"] == "increased-memory-limit"
+    assert settings(archive)["DEVELOPMENT_TEAM"] == TEAM and flag(archive, "-sdk") == "iphoneos"
+    assert data["export_options"]["teamID"] == TEAM and data["ipa"].endswith(".ipa")
     r = mlfarm("harness", "build", "--team", "nope", "--dry-run")
     assert r.exit_code == 2 and "is not a team id" in r.err
 
@@ -242,5 +270,5 @@ def test_entitlements_and_info_plist() -> None:
 def test_build_outputs_are_git_ignored() -> None:
     paths = ["harness_app/build/MLFarmHarness.ipa", "harness_app/build/logs/archive.log",
              "harness_app/MLFarmHarness.xcodeproj/project.pbxproj", "harness_app/DerivedData/x"]
-    r = subprocess.run(["git", "check-ignore", *paths], cwd=HARNESS.parent, capture_output=True, text=True)
+    r = subprocess.run(["git", "check-ignore", *paths], cwd=HARNESS.parent, capture_output=True, text=True, timeout=60)
     assert r.stdout.split() == paths

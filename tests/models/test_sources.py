@@ -129,7 +129,11 @@ def test_hub_cache_found_through_hf_home(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     src = load_source(f"hf://mlfarm-test/tiny-sd@{COMMIT}")
-    assert src.module("unet", "split_einsum") is not None  # only the unet files are in this snapshot
+    assert src.cache_identity("unet") == f"commit:{COMMIT}"  # the snapshot under $HF_HOME/hub
+    # the snapshot's weights (the built-in's, as saved by save_hub_cache), in the requested attention layout
+    unet = src.module("unet", "split_einsum").state_dict()
+    builtin = load_source("builtin:tiny-sd").module("unet", "split_einsum").state_dict()
+    assert unet.keys() == builtin.keys() and all(torch.equal(unet[k], builtin[k]) for k in builtin)
     with pytest.raises(SourceProblem, match="no text_encoder/"):
         src.module("text_encoder")
 

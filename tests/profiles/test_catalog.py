@@ -49,7 +49,7 @@ def test_figures_carry_over_from_the_facts(catalog):
         assert (base.ane.cores if base.ane else None) == d["ane_cores"]
         assert (base.ane.tops if base.ane else None) == d["ane_tops"]
         assert base.os.max == d["max_os"]
-        assert p is not None
+        assert p is not None and p.name == d["name"] and p.model_id == base.model_id
 
 
 def test_unverified_values_stay_marked(catalog):

@@ -134,9 +134,15 @@ def test_write_reports_writes_every_file_format(report, tmp_path):
     paths = write_reports(report, ["terminal", "md", "junit", "json"], tmp_path / "out")
     assert set(paths) == {"md", "junit", "json"}
     paths = write_reports(report, FILE_FORMATS, tmp_path / "out")
-    assert set(paths) == set(FILE_FORMATS)
-    for fmt, path in paths.items():
-        assert path.read_text(encoding="utf-8").strip(), fmt
+    assert {fmt: p.name for fmt, p in paths.items()} == {"md": "report.md", "html": "report.html",
+                                                         "junit": "junit.xml", "json": "report.json"}
+    # each file is its renderer's document for this report, whole
+    assert paths["md"].read_text(encoding="utf-8") == render_markdown(report)
+    assert paths["html"].read_text(encoding="utf-8") == render_html(report)
+    assert paths["junit"].read_text(encoding="utf-8") == render_junit(report)
+    doc = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert doc["passed"] is False and doc["headline"] == report.headline
+    assert len(doc["verdicts"]) == len(report.verdicts) and len(doc["comparisons"]) == len(report.comparisons)
     assert not list((tmp_path / "out").glob("*.tmp"))
 
 
