@@ -10,13 +10,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator.devices.host import job_folder_name
 from orchestrator.devices.usbmux_device import UsbmuxOptions, connect_device
-from orchestrator.devices.virtual.ipa import HARNESS_BUNDLE_ID
 from orchestrator.harness.contract import InputSpec, Job
 from orchestrator.results.store import NewJob, ResultsStore
 from orchestrator.runner import Runner, WorkItem
-from tests.devices.conftest import FarmHandle
+from tests.devices.conftest import FarmHandle, harness_started, job_json_on_device
 
 KEYS = {"virtual:iphone-12": "iphone-12", "virtual:iphone-15-pro": "iphone-15-pro"}
 
@@ -34,13 +32,11 @@ def plan(tmp_path: Path, model: Path) -> tuple[ResultsStore, str, list[WorkItem]
 
 
 async def kill_mid_job(farm: FarmHandle, item: WorkItem, back_after_s: float | None) -> None:
-    """Detach the device once its harness is starting (job.json is on the device); maybe bring it back."""
+    """Detach the device once its app runs the harness on the job (seen as a host process, bounded wait): the
+    harness needs seconds to import its runtime before its first prediction, so it is mid-job; maybe bring the
+    device back."""
     udid = farm.udid(KEYS[item.device_key])
-    job_json = (farm.folder(udid) / "Containers" / HARNESS_BUNDLE_ID / "Documents" / "jobs"
-                / job_folder_name(item.job.job_id) / "job.json")
-    while not job_json.exists():
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(1.0)  # the harness needs seconds to start: it is mid-job
+    await harness_started(job_json_on_device(farm, udid, item.job.job_id))
     await asyncio.to_thread(farm.control, "detach", udid=udid)
     if back_after_s is not None:
         await asyncio.sleep(back_after_s)

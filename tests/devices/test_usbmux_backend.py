@@ -22,16 +22,19 @@ from orchestrator.devices.virtual.serve import DeviceSpec
 from orchestrator.errors import DeviceError, InstallError, TransportError, TunnelUnavailableError
 from orchestrator.harness.contract import InputSpec, Job
 from orchestrator.harness.inputs import make_input
-from tests.devices.conftest import FarmHandle, running_farm
+from tests.devices.conftest import FarmHandle, harness_started, job_json_on_device, job_processes, running_farm
 
 
 def sha(path: Path) -> str:
     return hashlib.sha256(str(path).encode()).hexdigest()
 
 
+ENDLESS = {"warmup": 1000, "iterations": 100_000}  # the job contract's maxima: 101,000 predictions
+
+
 def job(job_id: str, rows: int = 64, **kw: Any) -> Job:
-    return Job(job_id, "unset", "all", (InputSpec("x", (1, rows), "float32", 7),), warmup=1, iterations=3,
-               sample_interval_ms=10, **{"timeout_s": 120.0, **kw})
+    settings = {"warmup": 1, "iterations": 3, "sample_interval_ms": 10, "timeout_s": 120.0, **kw}
+    return Job(job_id, "unset", "all", (InputSpec("x", (1, rows), "float32", 7),), **settings)
 
 
 def on_device(farm: FarmHandle, profile: str, catalog: Any, ipa: Path,
@@ -165,10 +168,18 @@ def test_job_past_its_timeout_is_killed(farm, catalog, stand_in_ipa, tiny_model)
     async def body(device: UsbmuxDevice) -> Any:
         await device.prepare()
         ref = await device.push(tiny_model, sha(tiny_model))
-        return await device.run(job("slow-1", timeout_s=0.2), model_ref=ref)
+        # 101,000 predictions (the contract's most) and a runtime to import cannot fit in one second, however
+        # fast the machine: the job is past its timeout by construction
+        return await device.run(job("slow-1", **ENDLESS, timeout_s=1.0), model_ref=ref)
 
     outcome = on_device(farm, "iphone-15-pro", catalog, stand_in_ipa, body, kill_grace_s=0.0, report_wait_s=0.5)
     assert outcome.status == "timeout" and [e.kind for e in outcome.events] == ["timeout"]
+    assert outcome.result is None
+    # the kill reached the app: no harness is left running the job on the device
+    job_json = job_json_on_device(farm, farm.udid("iphone-15-pro"), "slow-1")
+    for proc in job_processes(job_json):
+        proc.wait(30)
+    assert not job_processes(job_json)
 
 
 def test_unreachable_usbmuxd_is_a_transport_error(catalog, stand_in_ipa, tmp_path):
@@ -220,17 +231,20 @@ def test_device_vanishing_mid_job_is_a_transport_error_and_the_device_recovers(f
     async def body(device: UsbmuxDevice) -> tuple[TransportError, Any]:
         await device.prepare()
         ref = await device.push(tiny_model, sha(tiny_model))
-        running = asyncio.create_task(device.run(job("vanish-1"), model_ref=ref))
-        await asyncio.sleep(1.0)  # the harness is starting up
+        # a job that cannot finish before the detach: the device vanishes while its harness is running
+        running = asyncio.create_task(device.run(job("vanish-1", **ENDLESS), model_ref=ref))
+        harness = await harness_started(job_json_on_device(farm, udid, "vanish-1"))
         await asyncio.to_thread(farm.control, "detach", udid=udid)
         with pytest.raises(TransportError) as info:
             await running
+        await asyncio.to_thread(harness.wait, 30)  # a vanished device's apps die with it
         await asyncio.to_thread(farm.control, "attach", udid=udid)
         return info.value, await device.run(job("vanish-2"), model_ref=ref)
 
     error, again = on_device(farm, "iphone-15-pro", catalog, stand_in_ipa, body)
     assert error.udid == udid and "retried" in (error.fix or "")
-    assert again.status in ("ok", "error") and again.result is not None  # reconnected: a result came back
+    assert again.status == "ok", again  # reconnected: the next job runs to its result
+    assert again.result is not None and again.result.job_id == "vanish-2" and len(again.result.latencies_ms) == 3
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from orchestrator.devices.jetsam import KilledProcess, format_jetsam_report
 from orchestrator.devices.virtual.ipa import HARNESS_BUNDLE_ID
-from tests.devices.conftest import pmd
+from tests.devices.conftest import pmd, wait_until
 
 MLFARM = Path(sys.executable).with_name("mlfarm")
 
@@ -94,6 +96,20 @@ def test_developer_dvt_launch_starts_the_installed_app(farm, stand_in_ipa):
     assert {p["pid"]: p.get("bundleIdentifier") for p in procs}[pid] == HARNESS_BUNDLE_ID
     ok(pmd(farm.address, "developer", "dvt", "kill", str(pid), "--udid", udid))
 
+    def gone() -> bool:
+        listed = json.loads(ok(pmd(farm.address, "developer", "dvt", "proclist", "--udid", udid)))
+        return pid not in {p["pid"] for p in listed}
+
+    wait_until(gone, f"pid {pid} to leave the device's process list after the kill", timeout_s=60, poll_s=0.2)
+
+
+def readline_within(stream: IO[str], timeout_s: float) -> str:
+    """One line from a child's pipe, or fail after ``timeout_s`` (a child that never answers must not hang the
+    test until pytest's own timeout)."""
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    assert ready, f"no line from the child within {timeout_s:g} s"
+    return stream.readline()
+
 
 def test_mlfarm_virtual_serve_over_tcp_and_mlfarm_devices(tmp_path):
     """`mlfarm virtual serve --tcp` in the background; `mlfarm devices --json` and pymobiledevice3 find it."""
@@ -102,7 +118,7 @@ def test_mlfarm_virtual_serve_over_tcp_and_mlfarm_devices(tmp_path):
                               "--json"], stdout=subprocess.PIPE, text=True)
     try:
         assert serve.stdout is not None
-        ready = json.loads(serve.stdout.readline())
+        ready = json.loads(readline_within(serve.stdout, 120))
         address = ready["address"]
         devices = subprocess.run([str(MLFARM), "--usbmux", address, "devices",
                                   "--json"], capture_output=True, text=True, timeout=60)
