@@ -110,7 +110,7 @@ class _Parser:
             allowed = get_args(tp)
             if isinstance(data, bool) or data not in allowed:
                 self.problem(key, f"expected one of {', '.join(map(str, allowed))}, got {describe(data)}",
-                             meta.get("help"))
+                             meta.get("help") or f"use one of {', '.join(map(str, allowed))}")
                 return False, None
             return True, data
         if origin in (tuple, list):
