@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fuzz.cases import KINDS, Verdict, run_case  # noqa: E402
+from tests.fuzz.cases import KINDS, Verdict, run_case
 
 
 class Hang(Exception):

@@ -120,7 +120,7 @@ def profile_case(rng: random.Random, folder: Path) -> Verdict:
     path = folder / "iphone" / "lab-phone.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(_yaml_text(mutate(PROFILE, rng, rng.randint(1, 4)), rng))
-    profile, problems = load_profile_file(path)
+    _profile, problems = load_profile_file(path)
     return _verdict_for(problems) if problems else Verdict("accepted")
 
 
