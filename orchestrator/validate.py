@@ -22,6 +22,8 @@ for bad input: ``parse`` returns ``(value_or_None, problems)`` so callers can re
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import re
 import types
 import typing
@@ -32,6 +34,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 import yaml
 
 from orchestrator.errors import Problem
+from orchestrator.harness.untrusted import UntrustedFileError, read_regular
 
 T = TypeVar("T")
 
@@ -107,7 +110,7 @@ class _Parser:
             allowed = get_args(tp)
             if isinstance(data, bool) or data not in allowed:
                 self.problem(key, f"expected one of {', '.join(map(str, allowed))}, got {describe(data)}",
-                             meta.get("help"))
+                             meta.get("help") or f"use one of {', '.join(map(str, allowed))}")
                 return False, None
             return True, data
         if origin in (tuple, list):
@@ -124,7 +127,7 @@ class _Parser:
         elif tp is int:
             ok = isinstance(data, int) and not isinstance(data, bool)
         elif tp is float:
-            ok = isinstance(data, int | float) and not isinstance(data, bool) and data == data
+            ok = isinstance(data, int | float) and not isinstance(data, bool) and math.isfinite(data)  # no .inf/.nan
             if ok:
                 data = float(data)
         elif tp is str:
@@ -133,21 +136,22 @@ class _Parser:
             ok = isinstance(data, str) and data != ""
             if ok:
                 data = Path(data)
+        fix = meta.get("help") or f"use {expect}"
         if not ok:
-            self.problem(key, f"expected {expect}, got {describe(data)}", meta.get("help"))
+            self.problem(key, f"expected {expect}, got {describe(data)}", fix)
             return False, None
         if isinstance(data, int | float) and not isinstance(data, bool):
             for name, test in (("gt", data.__gt__), ("ge", data.__ge__), ("lt", data.__lt__), ("le", data.__le__)):
                 if name in meta and not test(meta[name]):
-                    self.problem(key, f"expected {expect}, got {describe(data)}", meta.get("help"))
+                    self.problem(key, f"expected {expect}, got {describe(data)}", fix)
                     return False, None
         if isinstance(data, str):
             if len(data) < meta.get("min_len", 0):
-                self.problem(key, f"expected a non-empty string, got {describe(data)}", meta.get("help"))
+                self.problem(key, f"expected a non-empty string, got {describe(data)}", fix)
                 return False, None
             pattern = meta.get("pattern")
             if pattern and not re.fullmatch(pattern, data):
-                self.problem(key, f"{describe(data)} does not match the pattern {pattern}", meta.get("help"))
+                self.problem(key, f"{describe(data)} does not match the pattern {pattern}", fix)
                 return False, None
         return True, data
 
@@ -169,17 +173,19 @@ class _Parser:
             if (is_seq and isinstance(data, list)) or (is_map and isinstance(data, Mapping)):
                 return self.value(member, data, key, meta)
         names = [_type_name(m) + (_bounds(meta) if m in (int, float) else "") for m in members]
-        self.problem(key, f"expected {' or '.join(names)}, got {describe(data)}", meta.get("help"))
+        self.problem(key, f"expected {' or '.join(names)}, got {describe(data)}",
+                     meta.get("help") or f"use {' or '.join(names)}")
         return False, None
 
     def sequence(self, tp: Any, data: Any, key: str, meta: Mapping[str, Any]) -> tuple[bool, Any]:
         args = get_args(tp)
         item_tp = args[0] if args else Any
         if not isinstance(data, list):
-            self.problem(key, f"expected a list, got {describe(data)}", meta.get("help"))
+            self.problem(key, f"expected a list, got {describe(data)}", meta.get("help") or "write a YAML list: [a, b]")
             return False, None
         if len(data) < meta.get("min_len", 0):
-            self.problem(key, f"expected at least {meta['min_len']} item(s), got {len(data)}", meta.get("help"))
+            self.problem(key, f"expected at least {meta['min_len']} item(s), got {len(data)}",
+                         meta.get("help") or f"list at least {meta['min_len']} item(s)")
             return False, None
         item_meta = {k: v for k, v in meta.items() if k != "min_len"}
         out, ok = [], True
@@ -193,10 +199,12 @@ class _Parser:
         args = get_args(tp)
         key_tp, val_tp = args if args else (Any, Any)
         if not isinstance(data, Mapping):
-            self.problem(key, f"expected a mapping, got {describe(data)}", meta.get("help"))
+            self.problem(key, f"expected a mapping, got {describe(data)}",
+                         meta.get("help") or "write a YAML mapping: {key: value}")
             return False, None
         if len(data) < meta.get("min_len", 0):
-            self.problem(key, f"expected at least {meta['min_len']} entr(ies), got none", meta.get("help"))
+            self.problem(key, f"expected at least {meta['min_len']} entr(ies), got none",
+                         meta.get("help") or f"give at least {meta['min_len']} entr(ies)")
             return False, None
         item_meta = {k: v for k, v in meta.items() if k != "min_len"}
         out, ok = {}, True
@@ -211,7 +219,9 @@ class _Parser:
 
     def dataclass(self, cls: type, data: Any, key: str) -> tuple[bool, Any]:
         if not isinstance(data, Mapping):
-            self.problem(key or "(top level)", f"expected a mapping, got {describe(data)}")
+            allowed = ", ".join(f.name for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal"))
+            self.problem(key or "(top level)", f"expected a mapping, got {describe(data)}",
+                         f"write a mapping with keys among: {allowed}")
             return False, None
         hints = get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")}
@@ -227,7 +237,7 @@ class _Parser:
             if name not in data:
                 if f.default is _MISSING and f.default_factory is _MISSING:
                     help_ = f.metadata.get("help")
-                    self.problem(sub, "missing required key", f"add `{name}:` ({help_})" if help_ else None)
+                    self.problem(sub, "missing required key", f"add `{name}:` ({help_})" if help_ else f"add `{name}:`")
                     ok = False
                 continue
             good, value = self.value(hints[name], data[name], sub, f.metadata)
@@ -239,8 +249,20 @@ class _Parser:
         try:
             return True, cls(**kwargs)
         except (ValueError, TypeError) as exc:  # __post_init__ cross-field checks raise ValueError
-            self.problem(key or "(top level)", str(exc))
+            where, _, message = str(exc).partition(": ")
+            fix = getattr(exc, "fix", None) or "correct the value named in the message"
+            if message and re.fullmatch(r"[A-Za-z0-9_.\[\]]+", where):  # "variants.x: ..." names its own key
+                self.problem(f"{key}.{where}" if key else where, message, fix)
+            else:
+                self.problem(key or "(top level)", str(exc), fix)
             return False, None
+
+
+def field_error(key: str, message: str, fix: str) -> ValueError:
+    """What a ``__post_init__`` raises for a cross-field problem: ``parse`` reports it at ``key`` with ``fix``."""
+    exc = ValueError(f"{key}: {message}")
+    exc.fix = fix  # type: ignore[attr-defined]
+    return exc
 
 
 def parse(cls: type[T], data: Any, *, file: str, key: str = "") -> tuple[T | None, list[Problem]]:
@@ -254,9 +276,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last one)."""
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    """Duplicate keys are checked among the keys written in this mapping; keys brought in by a merge (``<<:``)
+    may be overridden by them, as YAML's merge rules say."""
     seen: dict[Any, Any] = {}
     for key_node, _ in node.value:
+        if key_node.tag == MERGE_TAG:
+            continue
         k = loader.construct_object(key_node, deep=deep)
         try:
             hash(k)
@@ -275,18 +304,27 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def display_path(path: Path | str) -> str:
+    """A file name printable on any console: bytes that are not UTF-8 shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def load_yaml(path: Path, *, display: str | None = None, max_bytes: int = 4 << 20) -> tuple[Any, list[Problem]]:
-    """Read one YAML document; an unreadable, oversized, invalid or empty file is a Problem, never a traceback."""
-    name = display or str(path)
+    """Read one YAML document; an unreadable, oversized, invalid or empty file is a Problem, never a traceback.
+
+    Only a regular file is read (a FIFO would block forever, ``/dev/zero`` never ends), and at most
+    ``max_bytes`` of it."""
+    name = display_path(display or path)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return None, [Problem(name, "", f"file is {size} bytes; the limit is {max_bytes}")]
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, max_bytes).decode("utf-8")
     except FileNotFoundError:
         return None, [Problem(name, "", "file not found", "check the path")]
+    except UntrustedFileError as exc:
+        return None, [Problem(name, "", str(exc), "give a regular YAML file (not a folder, pipe or device) "
+                                                  f"under {max_bytes >> 20} MB")]
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(name, "", f"cannot read file: {exc}")]
+        return None, [Problem(name, "", f"cannot read file: {exc}", "check the file's permissions and that it "
+                                                                    "is UTF-8 text")]
     return loads_yaml(text, name)
 
 

@@ -100,7 +100,10 @@ class GroupBuilder:
                                       shared={"export": exported.artifacts, "convert": sub})
             entry = self.store.put(package, spec_name=self.spec.name, component=item.component,
                                    variant=item.variant.id, key=item.key, manifest=manifest)
-        self.emit(BuildEvent(item.component, item.variant.id, "done", entry.id,
+        # a rebuild of a damaged artifact is announced, never silent: its figures may differ from the lost ones
+        note = f" (rebuilt: the stored one was {item.lookup.reason.removeprefix('blob ')})" \
+            if item.lookup.reason in ("blob corrupt", "blob missing") else ""
+        self.emit(BuildEvent(item.component, item.variant.id, "done", entry.id + note,
                              round(sum(stages.values()), 3)))
         return entry
 

@@ -6,6 +6,7 @@
     │       ├── <component>.mlpackage/          immutable once stored
     │       └── manifest.json                   what it is: variant, source, tools, sizes, target, build time;
     │                                           later stages add sections ("analysis", "quality")
+    ├── seals/<sha256>.json                     {"manifest_sha256"}: the manifest as the store last wrote it
     ├── builds/
     │   └── <spec-name>/<component>/<variant-id>.json
     │                                           {"id", "sha256", "build_key", "key_inputs", "created_at"}
@@ -13,7 +14,9 @@
     └── tmp/                                    staging; packages are renamed into blobs/ when complete
 
 A lookup is a hit when the entry's build key equals the requested one *and* the blob still hashes to its
-name; a corrupt or missing blob is reported as such and never returned. Writes are atomic renames, so an
+name *and* its manifest still hashes to its seal (a measured figure edited by hand, e.g. a PSNR raised from
+26.8 to 200 dB, makes the blob corrupt); a corrupt or missing blob is reported as such and never returned.
+Blobs stored before seals existed have none and are checked by their package alone. Writes are atomic renames, so an
 interrupted build leaves at most a folder in tmp/ (``gc`` removes it).
 
     store = ArtifactStore(settings.artifacts_dir)
@@ -24,6 +27,7 @@ interrupted build leaves at most a folder in tmp/ (``gc`` removes it).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -92,6 +96,11 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def _manifest_digest(manifest: Mapping[str, Any]) -> str:
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
@@ -154,11 +163,27 @@ class ArtifactStore:
                             fix="give the full id or SPEC/COMPONENT/VARIANT")
 
     # ---- verification ------------------------------------------------------------------------------
+    def _seal_path(self, sha256: str) -> Path:
+        return self.root / "seals" / f"{sha256}.json"
+
+    def _write_manifest(self, sha256: str, manifest: Mapping[str, Any]) -> None:
+        _write_json(self.blob_dir(sha256) / "manifest.json", manifest)
+        written = _read_json(self.blob_dir(sha256) / "manifest.json") or {}
+        _write_json(self._seal_path(sha256), {"manifest_sha256": _manifest_digest(written)})
+
+    def manifest_sealed(self, sha256: str) -> bool:
+        """The manifest is as the store last wrote it (True also for a blob from before seals)."""
+        seal = _read_json(self._seal_path(sha256))
+        if seal is None:
+            return True
+        manifest = _read_json(self.blob_dir(sha256) / "manifest.json")
+        return manifest is not None and seal.get("manifest_sha256") == _manifest_digest(manifest)
+
     def blob_state(self, sha256: str, component: str) -> BlobState:
         package = self.package_path(sha256, component)
         if not package.is_dir():
             return "missing"
-        return "ok" if tree_hash(package) == sha256 else "corrupt"
+        return "ok" if tree_hash(package) == sha256 and self.manifest_sealed(sha256) else "corrupt"
 
     def verify(self, entry: ArtifactEntry) -> BlobState:
         return self.blob_state(entry.sha256, entry.component)
@@ -214,8 +239,7 @@ class ArtifactStore:
         full = {"id": artifact_id(component, variant, sha), "sha256": sha, **manifest}
         existing = _read_json(self.blob_dir(sha) / "manifest.json") or {}
         # Sections added by later stages describe the same bytes: keep them when the same blob is rebuilt.
-        _write_json(self.blob_dir(sha) / "manifest.json", {**full, **{k: v for k, v in existing.items()
-                                                                       if k not in full}})
+        self._write_manifest(sha, {**full, **{k: v for k, v in existing.items() if k not in full}})
         return self._link(spec_name, component, variant, key, sha)
 
     def update_manifest(self, entry: ArtifactEntry, section: str, data: Mapping[str, Any]) -> ArtifactEntry:
@@ -226,9 +250,10 @@ class ArtifactStore:
             raise ArtifactError(f"artifact {entry.id} has no readable manifest at {path}", path=path,
                                 fix="rebuild it with `mlfarm build SPEC`")
         manifest[section] = dict(data)
-        _write_json(path, manifest)
+        self._write_manifest(entry.sha256, manifest)
         return replace(entry, manifest=manifest)
 
     def discard_blob(self, sha256: str) -> None:
         """Remove a blob that failed verification (it must never be used)."""
         shutil.rmtree(self.blob_dir(sha256), ignore_errors=True)
+        self._seal_path(sha256).unlink(missing_ok=True)

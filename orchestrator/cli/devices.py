@@ -82,15 +82,17 @@ def virtual() -> None:
 @click.option("--ios", "os_version", default=None,
               help="OS version the devices report [16.7.10: below 17, DVT is a lockdown service; 17.x has no "
                    "tunnel here and refuses it].")
+@click.option("--allow-remote", is_flag=True,
+              help="Accept a --tcp address beyond loopback (remote clients can install and launch apps).")
 @click.option("--root", type=click.Path(path_type=Path), help="State folder (apps, containers, crash reports).")
 @json_option
 @pass_app
 @returns_exit_code
 def serve(app: App, profile_ids: tuple[str, ...], count: int, socket_path: Path | None, tcp: str | None,
-          os_version: str | None, root: Path | None, as_json: bool) -> int:
+          os_version: str | None, allow_remote: bool, root: Path | None, as_json: bool) -> int:
     """Serve emulated devices until Ctrl-C; point pymobiledevice3 or mlfarm at the address it prints."""
     from orchestrator.devices.virtual.identity import DEFAULT_OS_VERSION, OS_PATTERN
-    from orchestrator.devices.virtual.serve import DeviceSpec, parse_tcp
+    from orchestrator.devices.virtual.serve import DeviceSpec, parse_tcp, remote_warning
     from orchestrator.devices.virtual.serve import serve as run_serve
 
     if socket_path and tcp:
@@ -105,8 +107,12 @@ def serve(app: App, profile_ids: tuple[str, ...], count: int, socket_path: Path 
                              fix="pick an iphone or ipad profile (`mlfarm profiles --family iphone`)")
     try:
         listen = parse_tcp(tcp) if tcp else None
+        warning = remote_warning(listen, allow_remote=allow_remote)
     except ValueError as exc:
-        raise UsageError(str(exc), fix="e.g. --tcp 127.0.0.1:27015") from exc
+        raise UsageError(str(exc), fix="e.g. --tcp 127.0.0.1:27015, or add --allow-remote on a trusted "
+                                       "network") from exc
+    if warning:
+        click.echo(warning, err=True)
     state = root or Path(tempfile.mkdtemp(prefix="mlfv-"))
     specs = [DeviceSpec(p, os_version) for p in profile_ids for _ in range(count)]
 

@@ -82,7 +82,7 @@ def parse_jetsam_report(text: str | bytes, *, filename: str = "JetsamEvent.ips")
     try:
         header = json.loads(head)
         data = json.loads(body)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer past Python's digit limit
         raise _fail(filename, "", f"not a header line plus a JSON body: {exc}") from exc
     if not isinstance(header, dict) or not isinstance(data, dict):
         raise _fail(filename, "", "header and body must be JSON objects")

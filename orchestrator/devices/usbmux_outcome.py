@@ -62,11 +62,13 @@ async def classify(ctx: JobContext, watch: Watch) -> RunOutcome:
 
 
 async def pull(ctx: JobContext, files: dict[str, int]) -> None:
-    """Copy the job folder's files back, refusing odd names and sizes (the device is untrusted)."""
+    """Copy the job folder's files back, refusing odd names (``.``/``..`` included) and sizes (the device is
+    untrusted); ``read_result`` then checks each one is a regular file."""
     total = 0
     for name, size in files.items():
         limit = MAX_RESULT_BYTES if name == "result.json" else MAX_OUTPUT_BYTES
-        if name == "job.json" or not SAFE_NAME.match(name) or size > limit or total + size > MAX_PULL_BYTES:
+        if (name == "job.json" or not SAFE_NAME.match(name) or set(name) == {"."} or size > limit
+                or total + size > MAX_PULL_BYTES):
             continue
         total += size
         (ctx.local / name).write_bytes(await ctx.session.read_file(ctx.bundle_id, f"{ctx.remote}/{name}"))

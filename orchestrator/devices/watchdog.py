@@ -73,8 +73,11 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def harness_command(job_path: Path, root: Path) -> list[str]:
-    return [sys.executable, "-m", "orchestrator.harness", str(job_path), "--root", str(root)]
+def harness_command(job_path: Path, root: Path, *, isolated: bool = False) -> list[str]:
+    """``isolated`` runs Python with ``-I``: no ``PYTHON*`` variables, no working directory on ``sys.path``
+    (the emulator's harness runs in an app container a client can write to)."""
+    flags = ["-I"] if isolated else []
+    return [sys.executable, *flags, "-m", "orchestrator.harness", str(job_path), "--root", str(root)]
 
 
 def _raw_mb(proc: psutil.Process) -> tuple[float, float]:

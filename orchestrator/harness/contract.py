@@ -1,9 +1,12 @@
 """The harness contract: job.json in, result.json (+ output .npy files) out, validated on both sides.
 
 The JSON Schemas live in ``harness_app/contract/`` and are shared by the Python host harness and the Swift
-app. Everything coming back from a harness is untrusted: ``read_result`` bounds sizes, validates the schema,
-checks the job id, and refuses output names that would leave the job folder (``..``, absolute paths,
-symlinks). Problems become ``ContractError`` with the file and key, never a traceback.
+app. Everything coming back from a harness is untrusted: ``read_result`` reads regular files only, bounds
+sizes, parses strictly (finite numbers, bounded integers, valid Unicode: ``untrusted.py``), validates the
+schema (keeping the first ``MAX_PROBLEMS`` errors, never collecting all), checks the job id, and refuses
+output names that would leave the job folder (``..``, absolute paths, symlinks) or that two outputs share;
+``load_outputs`` checks each ``.npy`` header before reading its data. Problems become ``ContractError``
+with the file and key, never a traceback.
 
 Layout under a harness root (on a device: the app's Documents folder; on the host: the device's work folder).
 Models are pushed once and shared by every job that uses them:
@@ -18,8 +21,10 @@ Models are pushed once and shared by every job that uses them:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -30,10 +35,12 @@ import numpy as np
 
 from orchestrator.config import contract_dir
 from orchestrator.errors import ContractError, Problem
+from orchestrator.harness.untrusted import UntrustedFileError, read_npy, read_regular, strict_json
 
 SCHEMA_VERSION = 1
 MAX_RESULT_BYTES = 32 << 20
-MAX_OUTPUT_BYTES = 1 << 30
+MAX_OUTPUT_BYTES = 1 << 30  # all of one job's outputs together
+MAX_PROBLEMS = 20
 
 
 @cache
@@ -44,12 +51,15 @@ def schema(name: str) -> dict[str, Any]:
 
 def _problems(doc: Any, name: str, display: str) -> list[Problem]:
     validator = jsonschema.Draft202012Validator(schema(name))
+    # the first errors only: a hostile document can hold hundreds of thousands, and sorting them all first
+    # took minutes and gigabytes
+    first = itertools.islice(validator.iter_errors(doc), MAX_PROBLEMS)
     out = []
-    for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+    for err in sorted(first, key=lambda e: list(map(str, e.absolute_path))):
         key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         message = err.message if len(err.message) <= 300 else err.message[:297] + "..."
         out.append(Problem(display, key, message, f"see harness_app/contract/{name}.schema.json"))
-    return out[:20]
+    return out
 
 
 @dataclass(frozen=True)
@@ -165,44 +175,59 @@ def read_result(job_dir: Path, *, job_id: str, max_bytes: int = MAX_RESULT_BYTES
     def fail(key: str, message: str, fix: str = "the harness wrote an invalid result; check its version") -> None:
         raise ContractError([Problem(display, key, message, fix)])
 
-    if path.is_symlink():
-        fail("", "result.json is a symlink")
     try:
-        size = path.stat().st_size
+        data = strict_json(read_regular(path, max_bytes))
     except FileNotFoundError:
         fail("", "no result.json: the harness exited without writing one")
-    if size > max_bytes:
-        fail("", f"result.json is {size} bytes, more than the {max_bytes} allowed")
-    try:
-        data = json.loads(path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        fail("", f"result.json is not valid JSON: {exc}")
+    except UntrustedFileError as exc:
+        fail(exc.key, f"result.json: {exc}")
     problems = _problems(data, "result", display)
     if problems:
         raise ContractError(problems)
     if data["job_id"] != job_id:
         fail("job_id", f"result is for job {data['job_id']!r}, expected {job_id!r}")
-    for name, filename in data["outputs"].items():
-        target = _inside(job_dir, filename)
-        if target is None:
-            fail(f"outputs.{name}", f"output file {filename!r} is outside the job folder")
-        elif not target.is_file():
-            fail(f"outputs.{name}", f"output file {filename!r} is missing")
-        elif target.stat().st_size > MAX_OUTPUT_BYTES:
-            fail(f"outputs.{name}", f"output file {filename!r} is larger than {MAX_OUTPUT_BYTES} bytes")
+    _check_outputs(job_dir, data["outputs"], fail)
     return HarnessResult(job_id=data["job_id"], status=data["status"], raw=data)
 
 
+def _check_outputs(job_dir: Path, outputs: dict[str, str], fail: Any) -> None:
+    """Each output a distinct regular file inside the job folder, all of them within ``MAX_OUTPUT_BYTES``."""
+    seen: dict[str, str] = {}
+    total = 0
+    for name, filename in outputs.items():
+        target = _inside(job_dir, filename)
+        if filename in seen:
+            fail(f"outputs.{name}", f"output file {filename!r} is also output {seen[filename]!r}: one file each")
+        seen[filename] = name
+        if target is None or filename in (".", ".."):
+            fail(f"outputs.{name}", f"output file {filename!r} is outside the job folder")
+        assert target is not None
+        try:
+            info = target.lstat()
+        except FileNotFoundError:
+            fail(f"outputs.{name}", f"output file {filename!r} is missing")
+        if not stat.S_ISREG(info.st_mode):
+            fail(f"outputs.{name}", f"output file {filename!r} is not a regular file")
+        total += info.st_size
+        if total > MAX_OUTPUT_BYTES:
+            fail(f"outputs.{name}", f"outputs are larger than {MAX_OUTPUT_BYTES} bytes together")
+
+
 def load_outputs(job_dir: Path, result: HarnessResult) -> dict[str, np.ndarray]:
-    """The first-prediction outputs as arrays (no pickles, paths already checked by ``read_result``)."""
+    """The first-prediction outputs as arrays (no pickles, paths already checked by ``read_result``; each
+    header checked against the file before its data is read)."""
     arrays = {}
+    budget = MAX_OUTPUT_BYTES
     for name, filename in result.outputs.items():
         target = _inside(job_dir, filename)
         display = str(job_dir / filename)
         if target is None:
-            raise ContractError([Problem(display, f"outputs.{name}", "output path leaves the job folder")])
+            raise ContractError([Problem(display, f"outputs.{name}", "output path leaves the job folder",
+                                         "the harness wrote an invalid result; check its version")])
         try:
-            arrays[name] = np.load(target, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ContractError([Problem(display, f"outputs.{name}", f"not a valid .npy file: {exc}")]) from exc
+            arrays[name] = read_npy(target, budget)
+        except (OSError, UntrustedFileError) as exc:
+            raise ContractError([Problem(display, f"outputs.{name}", f"not a valid .npy file: {exc}",
+                                         "the harness wrote an invalid result; check its version")]) from exc
+        budget -= arrays[name].nbytes
     return arrays

@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+from orchestrator.validate import field_error
+
 Family = Literal["iphone", "ipad", "mac", "host"]
 MemoryBasis = Literal["jetsam-observed", "jetsam-policy", "gpu-working-set", "host-cgroup", "host-ram"]
 
@@ -56,9 +58,10 @@ class DeviceProfile:
     name: str = field(metadata={"min_len": 1})
     family: Family
     product_types: tuple[str, ...] = field(metadata={
-        "help": "ProductType / hw.model identifiers; quote them in [..] lists: [\"iPhone13,2\"]"})
+        "min_len": 1, "help": "ProductType / hw.model identifiers; quote them in [..] lists: [\"iPhone13,2\"]"})
     chip: str = field(metadata={"min_len": 1})
-    ram_gb: RamSpec = field(metadata={"gt": 0, "help": "RAM in GB, or a list when the model ships with several"})
+    ram_gb: RamSpec = field(metadata={"gt": 0, "min_len": 1,
+                                      "help": "RAM in GB, or a list when the model ships with several"})
     memory: Memory
     os: OsInfo
     sources: tuple[str, ...] = field(metadata={"min_len": 1})
@@ -84,10 +87,24 @@ class DeviceProfile:
                 )
             if isinstance(spec, int) and spec > min(rams) * 1024:
                 raise ValueError(f"{key}: {spec} MB exceeds the device's {min(rams)} GB of RAM")
+        self._check_increased_limit(rams)
         for k in self.unverified:
             if k not in KNOWN_UNVERIFIABLE:
                 allowed = ", ".join(KNOWN_UNVERIFIABLE)
                 raise ValueError(f"unverified: {k!r} is not a key that can be marked; use one of {allowed}")
+
+    def _check_increased_limit(self, rams: tuple[int, ...]) -> None:
+        """The increased-memory-limit entitlement raises the limit: a figure below the normal one is a typo."""
+        normal, increased = self.memory.app_limit_mb, self.memory.app_limit_increased_mb
+        if increased is None:
+            return
+        for ram in rams:
+            low = normal.get(ram) if isinstance(normal, dict) else normal
+            high = increased.get(ram) if isinstance(increased, dict) else increased
+            if low is not None and high is not None and high < low:
+                raise field_error("memory.app_limit_increased_mb", f"{high} MB is below app_limit_mb ({low} MB)"
+                                  + (f" at {ram} GB" if len(rams) > 1 else ""),
+                                  "the increased limit is at least the normal one; check both figures")
 
     # ---- RAM sizes -------------------------------------------------------------------------
     @property

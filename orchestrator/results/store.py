@@ -18,14 +18,21 @@ import json
 import secrets
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import StoreError
+from orchestrator.errors import InputError, StoreError
+from orchestrator.results import run_lock
 from orchestrator.results.schema import migrate
+
+
+class ForeignDatabaseError(InputError):
+    pass
+
 
 JOB_FINAL = ("ok", "jetsam", "error", "timeout", "skipped")
 
@@ -134,12 +141,31 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _refuse_foreign(path: Path) -> None:
+    """Refuse an SQLite file that holds another program's tables, looking at it read-only: opening it for
+    writing would switch it to WAL (and migrate it) before we could tell it is not ours."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=30.0)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+    if tables and "runs" not in tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise ForeignDatabaseError(f"{path} is an SQLite database of another program (tables: {shown}); "
+                                   "it was left untouched",
+                                   fix="point --db (or MLFARM_DB) at an mlfarm results database or a new file")
+
+
 class ResultsStore:
     def __init__(self, path: Path, *, clock: Any = time.time) -> None:
         self.path = Path(path)
         self._clock = clock
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _refuse_foreign(self.path)
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -149,6 +175,28 @@ class ResultsStore:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the results database {self.path}: {exc}",
                              fix="point --db (or MLFARM_DB) at a valid mlfarm database or a new file") from exc
+        self.mark_abandoned_runs()
+
+    def mark_abandoned_runs(self) -> list[str]:
+        """Runs still ``running`` whose process died without cleanup (its run lock file is left, unheld) become
+        ``interrupted``, with an event saying when and how that was found; returns their ids."""
+        found = []
+        running = [r["id"] for r in self._conn.execute("SELECT id FROM runs WHERE status = 'running'")]
+        for run_id in running:
+            holder = run_lock.abandoned(self.path, run_id)
+            if holder is None:
+                continue
+            now = self._clock()
+            how = (f"its process (pid {holder.get('pid')} on {holder.get('host', '?')}) is gone: the run lock "
+                   "was left with no one holding it")
+            with self.transaction() as c:
+                c.execute("UPDATE runs SET status = 'interrupted' WHERE id = ? AND status = 'running'", (run_id,))
+                c.execute("INSERT INTO events (run_id, kind, at, message, data) VALUES (?, 'interrupted', ?, ?, ?)",
+                          (run_id, now, f"run found interrupted: {how}",
+                           _dumps({"found_at": now, "how": "run lock left unheld", "holder": holder})))
+            run_lock.forget(self.path, run_id)
+            found.append(run_id)
+        return found
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:

@@ -3,7 +3,9 @@
 Per job: health check, cooldown (not before a device's first job), push (cached by the device), run with a
 timeout, collect, store. Transport faults (``TransportError``) are retried with exponential backoff, at most
 ``retries`` times; a jetsam, a timeout or an invalid result is an outcome, stored as such and never retried.
-Each job's outcome, figures and events are committed in one transaction before the device takes its next job,
+Any other exception in a job (a result the store refuses, a backend bug) becomes that job's error event with
+the traceback in its data, and the device goes on with its next job. Each job's outcome, figures and events
+are committed in one transaction before the device takes its next job,
 so a killed orchestrator loses at most the job in flight, which ``--resume`` redoes.
 
 The runner owns nothing but its loop: the store, the devices, the clock and the progress sink are passed in.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +112,10 @@ class Runner:
             for n, item in enumerate(items):
                 if n and self.cooldown_s > 0:
                     await self.sleep(self.cooldown_s)
-                await self._one(device, item, summary)
+                try:
+                    await self._one(device, item, summary)
+                except Exception as exc:
+                    self._crashed(item, summary, exc)
         finally:
             try:
                 await device.cleanup()
@@ -120,6 +126,15 @@ class Runner:
         self.store.finish_job(item.store_id, status, error=message, events=events)
         summary.statuses[item.store_id] = status
         self.progress.job_finished(item, status, message)
+
+    def _crashed(self, item: WorkItem, summary: RunSummary, exc: Exception) -> None:
+        """Any unexpected exception in one job becomes that job's error, traceback in the event (not on the
+        console); the worker goes on with its next job."""
+        trace = "".join(traceback.format_exception(exc))[-8000:]
+        message = f"internal error in this job: {type(exc).__name__}: {str(exc)[:300]}"
+        self._fail(item, summary, "error", message.encode("utf-8", "replace").decode("utf-8"),
+                   [Event("error", "unexpected exception", {"stage": "job", "traceback": trace.encode(
+                       "utf-8", "replace").decode("utf-8")})])
 
     async def _one(self, device: Device, item: WorkItem, summary: RunSummary) -> None:
         self.store.start_job(item.store_id)

@@ -6,13 +6,19 @@
 The plan is stored in the run (``runs.plan``), the spec as JSON in ``runs.options["spec"]``, so reports and
 resumes never depend on files that may have changed since. Resuming checks that the spec is the same
 (digest), puts jobs left ``running`` back to ``pending`` and runs only what is not finished.
+
+A run holds its ``RunLock`` (``results/run_lock.py``) while it executes, so a second ``--resume`` of a run in
+progress is refused, and keeps its host job folders under ``.mlfarm/runs/<run id>/``, removed at the end, so
+two runs at once on one machine never touch each other's files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
+import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +33,8 @@ from orchestrator.plan import Candidate, Plan, PlanTarget, make_plan
 from orchestrator.plan.facts import facts_from_manifest, history_from_store
 from orchestrator.plan.memory import Overheads
 from orchestrator.profiles import Catalog
-from orchestrator.results.store import DeviceRow, Event, JobRow, NewJob, ResultsStore
+from orchestrator.results.run_lock import RunLock
+from orchestrator.results.store import DeviceRow, Event, JobRow, NewJob, ResultsStore, new_run_id
 from orchestrator.runner.engine import ProgressSink, Runner, RunSummary, WorkItem
 from orchestrator.runner.pool import DevicePool, PoolOptions
 from orchestrator.serialize import jsonable
@@ -171,9 +178,12 @@ async def start_run(spec: ReleaseSpec, *, settings: Settings, catalog: Catalog, 
     entries = prepare_artifacts(spec, settings, ui)
     facts = {k: f for k, e in entries.items() if e is not None
              and (f := facts_from_manifest(e.manifest, artifact_id=e.id)) is not None}
+    run_id = new_run_id()
     pool_options = PoolOptions(increased_memory_limit=spec.app.increased_memory_limit,
-                               app_footprint_mb=spec.app.footprint_mb, harness_ipa=options.harness_ipa)
-    with ResultsStore(settings.db_path) as store:
+                               app_footprint_mb=spec.app.footprint_mb, harness_ipa=options.harness_ipa,
+                               work_root=run_work_root(settings, run_id))
+    with RunLock(settings.db_path, run_id), ResultsStore(settings.db_path) as store, \
+            _work_folder(pool_options.work_root):
         ui.stage("devices")
         async with DevicePool(options.refs, settings=settings, catalog=catalog, options=pool_options) as pool:
             targets = [PlanTarget(key, d.info.profile, os_major=_os_major(d.info.os_version, d.info.backend),
@@ -181,8 +191,9 @@ async def start_run(spec: ReleaseSpec, *, settings: Settings, catalog: Catalog, 
                        for key, d in pool.devices.items()]
             plan = make_plan(spec, targets, facts, history_from_store(store, spec_name=spec.name),
                              Overheads.load(settings.workdir))
-            run_id = store.create_run(
-                spec_name=spec.name, spec_digest=spec.digest, spec_path=str(spec.path) if spec.path else None,
+            store.create_run(
+                run_id=run_id, spec_name=spec.name, spec_digest=spec.digest,
+                spec_path=str(spec.path) if spec.path else None,
                 plan=plan.to_json(), environment=environment(spec), git_rev=None,
                 options={"spec": jsonable(spec), "all_variants": options.all_variants,
                          "devices": [r.text for r in options.refs]})
@@ -205,7 +216,9 @@ async def start_run(spec: ReleaseSpec, *, settings: Settings, catalog: Catalog, 
 
 async def resume_run(spec: ReleaseSpec, run_id: str, *, settings: Settings, catalog: Catalog,
                      harness_ipa: Path | None, ui: RunUI) -> tuple[str, RunSummary]:
-    with ResultsStore(settings.db_path) as store:
+    # the store first: opening it marks the run interrupted if its process died, before we take its lock
+    with ResultsStore(settings.db_path) as store, RunLock(settings.db_path, run_id), \
+            _work_folder(run_work_root(settings, run_id)):
         run = store.get_run(run_id)
         if run is None:
             raise UsageError(f"no run {run_id!r} in {settings.db_path}", fix="`mlfarm runs` lists the runs")
@@ -216,10 +229,25 @@ async def resume_run(spec: ReleaseSpec, run_id: str, *, settings: Settings, cata
         ui.stage(f"resume ({requeued} interrupted job(s) requeued)")
         refs = [DeviceRef.parse(d.key) for d in store.devices(run_id)]
         pool_options = PoolOptions(increased_memory_limit=spec.app.increased_memory_limit,
-                                   app_footprint_mb=spec.app.footprint_mb, harness_ipa=harness_ipa)
+                                   app_footprint_mb=spec.app.footprint_mb, harness_ipa=harness_ipa,
+                                   work_root=run_work_root(settings, run_id))
         async with DevicePool(refs, settings=settings, catalog=catalog, options=pool_options) as pool:
             summary = await _drive(spec, store, run_id, pool, settings, ui)
     return run_id, summary
+
+
+def run_work_root(settings: Settings, run_id: str) -> Path:
+    """Host device folders of one run: concurrent runs never share (nor clean up) each other's job folders."""
+    return settings.workdir / ".mlfarm" / "runs" / run_id / "devices"
+
+
+@contextlib.contextmanager
+def _work_folder(root: Path | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if root is not None:
+            shutil.rmtree(root.parent, ignore_errors=True)
 
 
 def _os_major(version: str, backend: str) -> int | None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from orchestrator.errors import Problem, SpecError, UnknownProfileError
 from orchestrator.profiles.catalog import Catalog
 from orchestrator.spec.model import ReleaseSpec
-from orchestrator.validate import load_yaml, parse
+from orchestrator.validate import display_path, load_yaml, parse
 
 DeviceKind = Literal["host", "virtual", "catalog", "connected", "all", "usb"]
 
@@ -76,7 +76,7 @@ def check_devices(spec: ReleaseSpec, catalog: Catalog | None, file: str) -> list
         try:
             ref = DeviceRef.parse(text)
         except ValueError as exc:
-            problems.append(Problem(file, key, str(exc)))
+            problems.append(Problem(file, key, str(exc), "e.g. host, virtual:iphone-12, usb:UDID or a profile id"))
             continue
         if catalog is not None and ref.profile_id is not None:
             try:
@@ -88,15 +88,34 @@ def check_devices(spec: ReleaseSpec, catalog: Catalog | None, file: str) -> list
     return problems
 
 
+BUDGET_FAMILIES = ("iphone", "ipad", "mac", "host", "*")
+
+
+def check_budgets(spec: ReleaseSpec, file: str) -> list[Problem]:
+    """Latency budgets name components of the model and device families (a typo would silently gate nothing)."""
+    problems = []
+    components = sorted(spec.model.components)
+    for component, per in spec.gates.latency_budget_ms.items():
+        key = f"gates.latency_budget_ms.{component}"
+        if component != "*" and component not in spec.model.components:
+            problems.append(Problem(file, key, "budget for a component the model does not have",
+                                    f"use one of: {', '.join([*components, '*'])}"))
+        for family in per:
+            if family not in BUDGET_FAMILIES:
+                problems.append(Problem(file, f"{key}.{family}", "unknown device family",
+                                        f"use one of: {', '.join(BUDGET_FAMILIES)}"))
+    return problems
+
+
 def load_spec(path: Path, *, catalog: Catalog | None = None, run_checks: bool = True) -> ReleaseSpec:
     """Parse and check a spec; raise SpecError listing every problem (file, key path, fix)."""
-    name = str(path)
+    name = display_path(path)
     data, problems = load_yaml(path, display=name)
     spec = None
     if not problems:
         spec, problems = parse(ReleaseSpec, data, file=name)
     if spec is not None:
-        problems += check_devices(spec, catalog, name)
+        problems += check_devices(spec, catalog, name) + check_budgets(spec, name)
         if run_checks:
             for check in SPEC_CHECKS:
                 problems += check(spec, name)

@@ -32,7 +32,8 @@ DType = Literal["float32", "float16", "int32"]
 
 @dataclass(frozen=True)
 class TensorSpec:
-    shape: tuple[int, ...] = field(metadata={"gt": 0, "min_len": 1, "help": "fixed input shape, e.g. [2, 4, 64, 64]"})
+    shape: tuple[int, ...] = field(metadata={"gt": 0, "le": 1048576, "min_len": 1,  # the job schema's bound
+                                             "help": "fixed input shape, e.g. [2, 4, 64, 64]"})
     dtype: DType = "float32"
 
     @property
@@ -118,7 +119,7 @@ class MeasureSpec:
     sample_interval_ms: int = field(default=20, metadata={"ge": 1, "le": 60000})
     retries: int = field(default=2, metadata={"ge": 0, "le": 10, "help": "retries of transport faults per job"})
     return_outputs: bool = True
-    seed: int = field(default=0, metadata={"ge": 0})
+    seed: int = field(default=0, metadata={"ge": 0, "le": 4294967295, "help": "a 32-bit seed (the job schema's)"})
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class ReleaseSpec:
     measure: MeasureSpec = field(default_factory=MeasureSpec)
     gates: GateSpec = field(default_factory=GateSpec)
     regression: RegressionSpec = field(default_factory=RegressionSpec)
-    baseline: str = field(default="last", metadata={"pattern": r"last|none|window:[0-9]+|[A-Za-z0-9_-]+",
+    baseline: str = field(default="last", metadata={"pattern": r"last|none|window:[1-9][0-9]{0,5}|[A-Za-z0-9_-]+",
                                                      "help": "a run id, last, window:N or none"})
     description: str = ""
     # Set by the loader: where the spec came from, and a hash of its normalised content.

@@ -110,7 +110,8 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(run_settings, 
     with ResultsStore(db) as store:
         (run,) = store.list_runs()
         before = {j.id: j.status for j in store.jobs(run.id)}
-    assert run.status == "running" and "running" in before.values() and "ok" in before.values()
+    # the killed run left its lock unheld: opening the store marked it interrupted (issue 13)
+    assert run.status == "interrupted" and "running" in before.values() and "ok" in before.values()
     _wait_for(lambda: not [p for p in psutil.process_iter(["cmdline"])
                            if "orchestrator.harness" in " ".join(p.info["cmdline"] or []) and str(tmp_path) in
                            " ".join(p.info["cmdline"] or [])], 30)  # the orphaned harness died with its parent

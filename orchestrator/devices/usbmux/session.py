@@ -23,6 +23,7 @@ from pymobiledevice3.services.house_arrest import HouseArrestService
 from pymobiledevice3.services.installation_proxy import TEMP_REMOTE_BASEDIR, InstallationProxyService
 from pymobiledevice3.tunneld.api import TUNNELD_DEFAULT_ADDRESS
 
+from orchestrator.devices.jetsam import MAX_REPORT_BYTES
 from orchestrator.devices.usbmux.discovery import virtual_domain
 from orchestrator.devices.usbmux.errors import CAUGHT, boundary, translate
 from orchestrator.devices.usbmux.instruments import Instruments
@@ -31,6 +32,7 @@ from orchestrator.errors import MlfarmError, TransportError
 BATTERY_DOMAIN = "com.apple.mobile.battery"
 LARGE_FILE = 64 << 20
 CHUNK = 4 << 20
+MAX_REPORTS = 64  # crash reports fetched per look: a device full of new reports is not read whole
 
 
 class UsbmuxSession:
@@ -215,19 +217,21 @@ class UsbmuxSession:
     # ---- crash reports -------------------------------------------------------------------------
     async def crash_reports(self, pattern: str, *, newer_than: float) -> list[tuple[str, bytes]]:
         """Top-level CrashReporter files whose name matches ``pattern`` and whose mtime >= ``newer_than``
-        (epoch seconds), newest first, with their contents."""
+        (epoch seconds), newest first, with their contents; a report larger than the parser accepts is not
+        read at all (the device is untrusted)."""
         regex = re.compile(pattern)
 
         async def run() -> list[tuple[str, bytes]]:
             async with CrashReportsManager(self.lockdown) as reports:
                 await reports.flush()
-                found = []
+                found: list[tuple[float, str, bytes]] = []
                 for entry in await reports.ls("/", depth=1):
                     name = posixpath.basename(entry)
                     if not regex.search(name):
                         continue
                     info = await reports.afc.stat(entry)
-                    if info.get("st_ifmt") == "S_IFREG" and info["st_mtime"].timestamp() >= newer_than:
+                    if (info.get("st_ifmt") == "S_IFREG" and info["st_mtime"].timestamp() >= newer_than
+                            and int(info.get("st_size", 0)) <= MAX_REPORT_BYTES and len(found) < MAX_REPORTS):
                         found.append((info["st_mtime"].timestamp(), name, await reports.afc.get_file_contents(entry)))
                 return [(name, data) for _, name, data in sorted(found, reverse=True)]
 

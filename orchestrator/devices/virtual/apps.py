@@ -24,6 +24,9 @@ STAND_IN_KEY = "MLFarmVirtualStandIn"
 ENTITLEMENTS_FILE = "archived-expanded-entitlements.xcent"
 INCREASED_LIMIT = "com.apple.developer.kernel.increased-memory-limit"
 MAX_IPA_BYTES = 2 << 30
+MAX_MEMBER_BYTES = 1 << 30  # one unpacked entry (zipfile never inflates past the size the entry declares)
+MAX_UNPACKED_BYTES = 4 << 30
+MAX_MEMBERS = 100_000
 
 SYSTEM_APPS = (
     ("com.apple.Preferences", "Settings", "Preferences"),
@@ -168,6 +171,19 @@ class AppRegistry:
             bundle_path=app_dir, container=self.containers_dir / bundle_id, info=info, entitlements=entitlements)
 
 
+def _check_sizes(members: list[zipfile.ZipInfo]) -> None:
+    """Refuse a package that would unpack to more than the caps (a zip bomb), before extracting anything."""
+    if len(members) > MAX_MEMBERS:
+        raise InstallFailure("PackageExtractionFailed", f"package holds {len(members)} entries")
+    total = 0
+    for member in members:
+        if member.file_size > MAX_MEMBER_BYTES:
+            raise InstallFailure("PackageExtractionFailed", f"{member.filename} unpacks to {member.file_size} bytes")
+        total += member.file_size
+    if total > MAX_UNPACKED_BYTES:
+        raise InstallFailure("PackageExtractionFailed", f"package unpacks to {total} bytes")
+
+
 def _extract(ipa: Path, staging: Path) -> Path:
     """Extract ``Payload/<Name>.app`` into ``staging``; refuse anything that leaves it."""
     try:
@@ -178,6 +194,7 @@ def _extract(ipa: Path, staging: Path) -> Path:
             apps = {a for a in apps if a.endswith(".app")}
             if len(apps) != 1:
                 raise InstallFailure("PackageInspectionFailed", "Payload must hold exactly one .app bundle")
+            _check_sizes(archive.infolist())
             for member in archive.infolist():
                 parts = PurePosixPath(member.filename).parts
                 if member.filename.startswith("/") or ".." in parts:

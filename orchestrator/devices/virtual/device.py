@@ -21,6 +21,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from orchestrator.devices.virtual.apps import AppRegistry
 from orchestrator.devices.virtual.identity import DeviceIdentity
@@ -58,6 +59,7 @@ class VirtualDevice:
         self.battery = {"BatteryCurrentCapacity": 100, "BatteryIsCharging": True, "ExternalConnected": True,
                         "FullyCharged": True}
         self.faults: dict[str, int] = {}
+        self.settings: dict[tuple[str, str], Any] = {}  # lockdown SetValue: (domain or "", key) -> value
         self._pending: dict[int, PendingService] = {}
         self._connections: set[asyncio.StreamWriter] = set()
 

@@ -10,6 +10,11 @@ identifier, and ``@dtx_on_invoke`` handlers' return values become the replies. T
                     sysmonProcessAttributes / sysmonSystemAttributes
     sysmontap       setConfig: / start / stop; streams rows {"Processes": {pid: [values in procAttrs order]}}
                     every ``ur`` ms (``physFootprint`` is the device-equivalent footprint, see processes.py)
+
+Anything else answers with an error, never silence: a channel request for another service is refused with an
+NSError (pymobiledevice3's stack would otherwise open a do-nothing channel and its client, e.g.
+``dvt netstat``, would wait forever for events), and an unknown selector on a known service gets
+pymobiledevice3's "does not respond to selector" NSError.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import contextlib
 import time
 from typing import Any
 
-from pymobiledevice3.dtx import DTXConnection, DTXContext, DTXService, NSError, dtx_on_invoke
+from pymobiledevice3.dtx import DTXChannel, DTXConnection, DTXContext, DTXService, NSError, dtx_on_invoke
 
 from orchestrator.devices.virtual.device import Handler, VirtualDevice
 from orchestrator.devices.virtual.processes import VirtualProcess
@@ -35,6 +40,7 @@ CAPABILITIES = {
     "com.apple.private.DTXBlockCompression": 0, "com.apple.private.DTXConnection": 1,
 }
 PAGE = 16384
+CPU_COUNT = 6
 MIN_INTERVAL_MS = 10
 
 
@@ -187,8 +193,10 @@ class SysmontapServer(DTXService):
         system = {"physMemSize": ram, "vmActiveCount": used,
                   "vmFreeCount": max(total - used, 0)}
         sys_attrs = [str(a) for a in self.config.get("sysAttrs", SYSTEM_ATTRIBUTES)]
+        cpus = {"CPU_TotalLoad": 0.0, "CPU_UserLoad": 0.0, "CPU_SystemLoad": 0.0}
         return [{"Processes": processes, "Type": 7, "StartMachAbsTime": now, "EndMachAbsTime": now},
-                {"System": [system.get(a, 0) for a in sys_attrs], "Type": 41}]
+                {"System": [system.get(a, 0) for a in sys_attrs], "Type": 41, "SystemCPUUsage": cpus,
+                 "CPUCount": CPU_COUNT, "EnabledCPUs": CPU_COUNT}]
 
     async def _stream(self) -> None:
         interval = max(int(self.config.get("ur", 500)), MIN_INTERVAL_MS) / 1000.0
@@ -199,9 +207,22 @@ class SysmontapServer(DTXService):
                 await asyncio.sleep(interval)
 
 
+class UnknownDTXService(LookupError):
+    pass
+
+
+class EmulatorDTXConnection(DTXConnection):
+    """A server connection that offers only its registered services (see the module docstring)."""
+
+    def _instantiate_service(self, identifier: str, channel: DTXChannel, remote: bool) -> DTXService:
+        if identifier not in self._services_cls:
+            raise UnknownDTXService(f"the virtual device does not provide {identifier}")
+        return super()._instantiate_service(identifier, channel, remote)
+
+
 def dvt_server(device: VirtualDevice) -> Handler:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = DTXConnection(reader, writer)
+        conn = EmulatorDTXConnection(reader, writer)
         conn.ctx["device"] = device
         conn.sent_capabilities = dict(CAPABILITIES)
         conn.register_services(ProcessControlServer, DeviceInfoServer, SysmontapServer)

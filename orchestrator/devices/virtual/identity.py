@@ -33,6 +33,10 @@ from orchestrator.profiles.model import DeviceProfile
 
 DEFAULT_OS_VERSION = "16.7.10"
 KNOWN_BUILDS = {"16.7.10": "20H350", "16.6": "20G75", "17.0": "21A329", "17.5.1": "21F90", "18.1": "22B83"}
+# TLS 1.2 suites the emulator accepts (1.3 suites are all AEAD): forward secret, AEAD, at OpenSSL's security
+# level 2 (2048-bit keys, SHA-256 signatures: what pymobiledevice3's pairing certificates use). pymobiledevice3
+# offers everything down to SECLEVEL=0 for old devices; the emulator answers with the strongest it shares.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:@SECLEVEL=2"
 OS_PATTERN = re.compile(r"^(\d{1,2})\.(\d{1,2})(\.\d{1,2})?$")
 
 
@@ -128,8 +132,7 @@ class DeviceIdentity:
             return self._contexts[host_id]
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if ssl.OPENSSL_VERSION.lower().startswith("openssl"):
-            ctx.set_ciphers("ALL:!aNULL:!eNULL:@SECLEVEL=0")
+        ctx.set_ciphers(TLS12_CIPHERS)
         with tempfile.TemporaryDirectory() as tmp:
             pem = Path(tmp) / "device.pem"
             pem.write_bytes(self.device_cert_pem + b"\n" + self.device_key_pem)

@@ -40,6 +40,7 @@ SERVICES: dict[str, tuple[ServiceFactory, bool]] = {
     DVT_SERVICE: (dvt_server, True),
 }
 VIRTUAL_DOMAIN = "dev.mlfarm.virtual"
+MAX_SETTINGS = 256  # values a client may set: enough for any tool, bounded against a flood
 
 
 def domains(device: VirtualDevice) -> dict[str, dict[str, Any]]:
@@ -86,7 +87,9 @@ class LockdownSession:
             return {"Type": "com.apple.mobile.lockdown"}
         if name == "GetValue":
             return self.get_value(request.get("Domain"), request.get("Key"))
-        if name in ("SetValue", "RemoveValue", "ValidatePair", "Goodbye"):
+        if name in ("SetValue", "RemoveValue"):
+            return self.store_value(name, request)
+        if name in ("ValidatePair", "Goodbye"):
             return {}
         if name == "StartSession":
             host_id = str(request.get("HostID", ""))
@@ -110,6 +113,24 @@ class LockdownSession:
             return {}
         return {"Error": "UnsupportedRequest"}
 
+    def store_value(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+        """``SetValue``/``RemoveValue`` of one key, in a session (as lockdownd): later ``GetValue`` reads it."""
+        if self.host_id is None:
+            return {"Error": "NoRunningSession"}
+        key = request.get("Key")
+        if not isinstance(key, str) or not key:
+            return {"Error": "MissingKey"}
+        slot = (str(request.get("Domain") or ""), key)
+        if name == "RemoveValue":
+            self.device.settings.pop(slot, None)
+        elif "Value" not in request:
+            return {"Error": "MissingValue"}
+        elif slot not in self.device.settings and len(self.device.settings) >= MAX_SETTINGS:
+            return {"Error": "SetProhibited"}
+        else:
+            self.device.settings[slot] = request["Value"]
+        return {}
+
     def get_value(self, domain: Any, key: Any) -> dict[str, Any]:
         if domain:
             values = domains(self.device).get(str(domain))
@@ -118,6 +139,7 @@ class LockdownSession:
         else:
             values = self.device.identity.lockdown_values(paired=self.host_id is not None)
             values["TimeIntervalSince1970"] = time.time()
+        values.update({k: v for (d, k), v in self.device.settings.items() if d == str(domain or "")})
         if key:
             if key not in values:
                 return {"Error": "MissingValue"}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import time
@@ -29,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.devices.jetsam import KilledProcess, format_jetsam_report, report_filename
 from orchestrator.devices.virtual.apps import AppRecord
+from orchestrator.devices.virtual.launch_env import harness_environment
 from orchestrator.devices.watchdog import WatchdogReport, app_baseline_mb, harness_command, run_under_limit
 
 if TYPE_CHECKING:
     from orchestrator.devices.virtual.device import VirtualDevice
 
+logger = logging.getLogger(__name__)
 MB = 1024 * 1024
 EMULATOR_TIMEOUT_S = 6 * 3600.0  # the orchestrator kills hung jobs; this only bounds a forgotten one
 SYSTEM_PROCESSES = (  # pid, name, phys_footprint MB: what a device shows besides our app
@@ -142,10 +145,13 @@ class ProcessTable:
         try:
             if not job or job.startswith("/") or "." in parts or ".." in parts or not job_path.is_file():
                 return  # like the Swift app: nothing to run, so it exits at once
-            child_env = {**os.environ, **env, "TMPDIR": str(app.container / "tmp"),
-                         "MLFARM_VIRTUAL_DEVICE": self.device.identity.udid}
+            child_env, dropped = harness_environment(env, os.environ, container=app.container,
+                                                     udid=self.device.identity.udid)
+            if dropped:
+                logger.warning("launch of %s: dropped environment variables %s (not the harness's own)",
+                               app.bundle_id, ", ".join(dropped))
             report = await run_under_limit(
-                harness_command(job_path, documents), limit_mb=limit, timeout_s=EMULATOR_TIMEOUT_S,
+                harness_command(job_path, documents, isolated=True), limit_mb=limit, timeout_s=EMULATOR_TIMEOUT_S,
                 app_baseline=baseline, env=child_env, on_sample=sample, cwd=app.container)
             if report.killed:
                 self._write_jetsam(proc, report)

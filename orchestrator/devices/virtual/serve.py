@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import signal
 import sys
@@ -140,9 +141,33 @@ async def _control_loop(farm: RunningFarm) -> None:
 
 def parse_tcp(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"--tcp expects HOST:PORT, got {value!r}")
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is this machine only; names are not resolved."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def remote_warning(tcp: tuple[str, int] | None, *, allow_remote: bool) -> str | None:
+    """Refuse a listener beyond loopback unless ``allow_remote``; then return the warning to print.
+
+    Anyone who reaches the emulated usbmuxd can install apps, write their containers and launch them, so a
+    listener other machines can reach is opt-in and announced."""
+    if tcp is None or is_loopback(tcp[0]):
+        return None
+    if not allow_remote:
+        raise ValueError(f"--tcp {tcp[0]}:{tcp[1]} is reachable beyond this machine; the emulator listens on "
+                         "loopback only (127.0.0.1) unless --allow-remote is given")
+    return (f"warning: the emulated usbmuxd listens on {tcp[0]}: any machine that reaches it can install and "
+            "launch apps on the virtual devices (they run as this user, isolated from the app container only)")
 
 
 async def serve(specs: Sequence[DeviceSpec], profiles: Callable[[str], DeviceProfile], *, root: Path,
@@ -173,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--socket", type=Path, help="Unix socket path for the emulated usbmuxd")
     where.add_argument("--tcp", help="HOST:PORT for the emulated usbmuxd (port 0 picks a free one)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="accept a --tcp address beyond loopback (warned: remote clients launch apps)")
     parser.add_argument("--root", type=Path, help="state folder [a new temporary folder]")
     parser.add_argument("--profiles", action="append", type=Path, default=[], help="extra profile folder")
     parser.add_argument("--control-stdin", action="store_true", help="read control commands from stdin")
@@ -181,7 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root or Path(tempfile.mkdtemp(prefix="mlfarm-virtual-"))
     specs = [DeviceSpec(p, args.ios) for p in args.profile for _ in range(args.count)]
     socket_path = args.socket if args.socket or args.tcp else root / "usbmuxd.sock"
-    tcp = parse_tcp(args.tcp) if args.tcp else None
+    try:
+        tcp = parse_tcp(args.tcp) if args.tcp else None
+        warning = remote_warning(tcp, allow_remote=args.allow_remote)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     asyncio.run(serve(specs, catalog.get, root=root, socket_path=socket_path, tcp=tcp,
                       control_stdin=args.control_stdin, announce=lambda d: print(json.dumps(d), flush=True)))
     return 0

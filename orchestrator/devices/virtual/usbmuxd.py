@@ -4,14 +4,21 @@ Plist protocol (version 1) only, which is what pymobiledevice3 picks when the ``
 with version 1. Requests carry a tag the reply echoes. ``Connect`` (port in network byte order) turns the
 client's socket into a raw pipe to that device port: from then on the connection belongs to the device.
 ``Listen`` keeps the socket for ``Attached``/``Detached`` events.
+
+Pair records hold the host's private key, so like usbmuxd they belong to a host: the record the emulator
+provisioned is the local host's and is read only by local clients (a Unix-socket peer of the serving user, or
+a loopback TCP peer); a record a client saves is kept for that client's host and read back only by it. A
+Unix-socket peer of another user is refused outright.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import socket
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,8 +30,34 @@ RESULT_OK, RESULT_BADCOMMAND, RESULT_BADDEV, RESULT_CONNREFUSED = 0, 1, 2, 3
 APPLE_USB_PRODUCT_ID = 0x12A8
 
 
+LOCAL_HOST = "local"
+
+
 def _result(number: int) -> dict[str, Any]:
     return {"MessageType": "Result", "Number": number}
+
+
+def _record_key(record_id: Any) -> str:
+    return str(record_id).replace("-", "").upper()
+
+
+def client_host(writer: asyncio.StreamWriter) -> str | None:
+    """Which host a connection comes from: ``LOCAL_HOST``, ``tcp:<address>`` for a remote peer, or None for a
+    Unix-socket peer running as another user (refused)."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family == socket.AF_UNIX:
+        peercred = getattr(socket, "SO_PEERCRED", None)
+        if peercred is None:  # not Linux: the socket's 0600 mode is the only gate
+            return LOCAL_HOST
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i")))
+        return LOCAL_HOST if uid == os.getuid() else None
+    peer = writer.get_extra_info("peername")
+    address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+    try:
+        loopback = ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        loopback = False
+    return LOCAL_HOST if loopback else f"tcp:{address}"
 
 
 class MuxServer:
@@ -35,7 +68,7 @@ class MuxServer:
         self.devices = {d.device_id: d for d in devices}
         self.buid = buid
         self.lockdown = lockdown
-        self.saved_records: dict[str, bytes] = {}
+        self.saved_records: dict[tuple[str, str], bytes] = {}  # (client host, UDID without dashes) -> record
         self._listeners: set[asyncio.StreamWriter] = set()
         self._server: asyncio.base_events.Server | None = None
         self.address = ""
@@ -84,7 +117,7 @@ class MuxServer:
             except (ConnectionError, OSError):
                 self._listeners.discard(writer)
 
-    def _reply(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _reply(self, message: dict[str, Any], host: str) -> dict[str, Any]:
         kind = message.get("MessageType")
         if kind == "ReadBUID":
             return {"BUID": self.buid}
@@ -92,23 +125,33 @@ class MuxServer:
             return {"DeviceList": [self._attached(d) for d in self.devices.values() if d.attached]}
         if kind == "ListListeners":
             return {"ListenerList": []}
-        if kind == "ReadPairRecord":
-            record_id = str(message.get("PairRecordID", ""))
-            if record_id in self.saved_records:
-                return {"PairRecordData": self.saved_records[record_id]}
-            for device in self.devices.values():
-                if device.identity.udid.replace("-", "") == record_id.replace("-", ""):
-                    return {"PairRecordData": device.identity.pair_record_bytes()}
-            return _result(RESULT_BADDEV)
-        if kind == "SavePairRecord" and isinstance(message.get("PairRecordData"), bytes):
-            self.saved_records[str(message.get("PairRecordID", ""))] = message["PairRecordData"]
-            return _result(RESULT_OK)
-        if kind == "DeletePairRecord":
-            self.saved_records.pop(str(message.get("PairRecordID", "")), None)
-            return _result(RESULT_OK)
+        if kind in ("ReadPairRecord", "SavePairRecord", "DeletePairRecord"):
+            return self._pair_record(kind, message, host)
         return _result(RESULT_BADCOMMAND)
 
+    def _pair_record(self, kind: Any, message: dict[str, Any], host: str) -> dict[str, Any]:
+        key = (host, _record_key(message.get("PairRecordID", "")))
+        if kind == "SavePairRecord":
+            if not isinstance(message.get("PairRecordData"), bytes):
+                return _result(RESULT_BADCOMMAND)
+            self.saved_records[key] = message["PairRecordData"]
+            return _result(RESULT_OK)
+        if kind == "DeletePairRecord":
+            self.saved_records.pop(key, None)
+            return _result(RESULT_OK)
+        if key in self.saved_records:
+            return {"PairRecordData": self.saved_records[key]}
+        if host == LOCAL_HOST:
+            for device in self.devices.values():
+                if _record_key(device.identity.udid) == key[1]:
+                    return {"PairRecordData": device.identity.pair_record_bytes()}
+        return _result(RESULT_BADDEV)
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host = client_host(writer)
+        if host is None:
+            writer.close()
+            return
         try:
             while (packet := await read_mux_packet(reader)) is not None:
                 message = packet.plist()
@@ -124,7 +167,7 @@ class MuxServer:
                     await writer.drain()
                     self._listeners.add(writer)
                     continue
-                writer.write(mux_plist(packet.tag, self._reply(message)))
+                writer.write(mux_plist(packet.tag, self._reply(message, host)))
                 await writer.drain()
         except (FramingError, ConnectionError, asyncio.IncompleteReadError, OSError):
             pass
