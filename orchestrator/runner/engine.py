@@ -216,7 +216,8 @@ class Runner:
             lat = [r.value for r in rows if r.metric == "latency_ms"]
             mem = job_memory(outcomes)
             peak = mem.peak_mb if mem else float("nan")
-            detail = (f"p50 {percentile(lat, 50):.1f} ms over {len(outcomes)} launch(es), peak {peak:.0f} MB"
+            detail = (f"p50 {percentile(lat, 50):.2f} ms, p90 {percentile(lat, 90):.2f} ms over "
+                      f"{len(outcomes)} launch(es), peak {peak:.0f} MB"
                       + (f", PSNR {psnr:.1f} dB" if psnr is not None else ""))
         if any(env.get("shared") for _, env in launches):
             detail += " (measured while the host CPU was shared)"
