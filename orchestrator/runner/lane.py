@@ -8,7 +8,8 @@ running in parallel. The lane is a FIFO ``asyncio.Lock``, so devices waiting for
 Every launch, in the lane or not, is recorded: the machine's load average before and after, the other jobs
 measuring while it ran (any device), and whether the lane was shared anyway. Inside one process the lane is
 never shared; another mlfarm process measuring on the same machine at the same time is what ``outer`` (a
-cross-process lock, entered while this process holds its lane) reports by yielding True.
+cross-process lock, entered while this process holds its lane) reports by yielding True: it went ahead without
+the machine to itself. ``outer`` must wait without blocking the event loop (real devices go on meanwhile).
 
     lane = HostCpuLane()
     async with lane.measuring(job_id, shares_host_cpu=True) as record:
@@ -57,12 +58,9 @@ class LaunchRecord:
     loadavg_before: tuple[float, float, float] | None = None
     loadavg_after: tuple[float, float, float] | None = None
     concurrent: set[str] = field(default_factory=set)  # other jobs measuring at some point during this one
-    shared_lane: set[str] = field(default_factory=set)  # of those, jobs of this process also in the lane
-    shared_outside: bool = False  # another process measured on this CPU at the same time
-
-    @property
-    def shared(self) -> bool:
-        return self.in_lane and (bool(self.shared_lane) or self.shared_outside)
+    # Another process measured on this CPU at the same time (the lane's ``outer`` said so). Inside one process the
+    # lane is a lock, so only another process can share it.
+    shared: bool = False
 
     def as_json(self, t0: float = 0.0) -> dict[str, Any]:
         """As stored with the job; ``start_s``/``end_s`` count from ``t0`` (the lane's creation: one clock per run)."""
@@ -95,7 +93,7 @@ class HostCpuLane:
                 await stack.enter_async_context(self._lock)
                 outside = await stack.enter_async_context(self.outer())
             record = LaunchRecord(job_id, shares_host_cpu, self.clock(), waited_s=self.clock() - asked,
-                                  loadavg_before=self.loadavg(), shared_outside=outside)
+                                  loadavg_before=self.loadavg(), shared=shares_host_cpu and outside)
             self._enter(record)
             try:
                 yield record
@@ -108,7 +106,4 @@ class HostCpuLane:
         for other in self._active.values():
             other.concurrent.add(record.job_id)
             record.concurrent.add(other.job_id)
-            if other.in_lane and record.in_lane:  # only when the lane was bypassed: never by this class
-                other.shared_lane.add(record.job_id)
-                record.shared_lane.add(other.job_id)
         self._active[record.job_id] = record
