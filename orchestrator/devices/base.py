@@ -43,6 +43,9 @@ class DeviceInfo:
     udid: str | None = None
     product_type: str | None = None
     emulated: bool = False  # limits enforced by mlfarm, not by iOS: never a device latency
+    # Its harness runs on this machine's CPU (host, host:ID, virtual:ID): the runner measures such devices one
+    # launch at a time (the host-CPU lane), since two of them measuring at once measure each other.
+    shares_host_cpu: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -36,7 +36,7 @@ def job_folder_name(job_id: str) -> str:
 def host_device_info(profile: DeviceProfile, key: str) -> DeviceInfo:
     emulated = profile.family != "host"
     return DeviceInfo(key=key, backend="host", profile=profile, name=platform.node() or "host",
-                      os_version=platform.platform(), emulated=emulated,
+                      os_version=platform.platform(), emulated=emulated, shares_host_cpu=True,
                       extra={"limit_applies_to": "footprint above the harness baseline + app baseline"})
 
 

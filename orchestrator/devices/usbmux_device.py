@@ -137,7 +137,7 @@ async def connect_device(udid: str, *, usbmux_address: str | None, catalog: Cata
         key=key or (f"virtual:{profile.id}" if emulated else f"usb:{udid}"),
         backend="virtual" if emulated else "usbmux", profile=profile, name=str(values.get("DeviceName", udid)),
         os_version=session.os_version, udid=udid, product_type=str(values.get("ProductType", "")),
-        emulated=emulated,
+        emulated=emulated, shares_host_cpu=emulated,  # an emulated device's harness is a process on this host
         extra={"build": values.get("BuildVersion"), "usbmux_address": usbmux_address,
                "ram_assumed": profile.ram_assumed,
                **({"limits": "enforced by mlfarm's watchdog; latencies are this host's"} if emulated else {})})

@@ -74,6 +74,8 @@ class JobData:
     artifact_psnr_db: float | None = None  # the build-time PSNR from the artifact manifest, when known
     runtime: str | None = None  # what executed the model: "coreml", or "mil-executor" (mlfarm's, on Linux)
     thermal: str | None = None  # the device's thermal state after the job (nominal ... critical)
+    launches: int = 0  # fresh launches the job was measured in (0: recorded before launches were)
+    lane_shared: bool = False  # a launch shared this machine's CPU with another measurement (see runner/lane.py)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -204,6 +206,11 @@ def _result_field(job: JobRow, section: str, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _launches(job: JobRow) -> list[Mapping[str, Any]]:
+    launches = (job.result or {}).get("launches")
+    return [x for x in launches if isinstance(x, Mapping)] if isinstance(launches, list) else []
+
+
 def _jobs(store: ResultsStore, run_id: str, events: list[EventData]) -> tuple[JobData, ...]:
     by_job: dict[str, list[EventData]] = {}
     for e in events:
@@ -222,6 +229,7 @@ def _jobs(store: ResultsStore, run_id: str, events: list[EventData]) -> tuple[Jo
             events=tuple(by_job.get(job.id, ())), artifact_psnr_db=_artifact_psnr(store, job, psnr_cache),
             runtime=_result_field(job, "harness", "runtime"),
             thermal=_result_field(job, "device", "thermal_state_after"),
+            launches=len(_launches(job)), lane_shared=any(bool(x.get("shared")) for x in _launches(job)),
         ))
     return tuple(out)
 

@@ -95,6 +95,10 @@ class Report:
                if j.thermal in ("serious", "critical")]
         if hot:
             out.append(f"thermal state high after: {', '.join(hot)}; latency may be throttled")
+        shared = [f"{j.device_key} {j.component} {j.variant}" for j in self.run.jobs if j.lane_shared]
+        if shared:
+            out.append(f"measured while another measurement shared this machine's CPU (latency may be inflated): "
+                       f"{', '.join(shared)}")
         if self.uncompared:
             out.append(f"{len(self.uncompared)} job(s) have no counterpart in the baseline and were not compared")
         return tuple(out)

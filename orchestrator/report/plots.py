@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from orchestrator.quantiles import spread
 from orchestrator.report.model import Report
 from orchestrator.report.qualify import JobVerdict
 from orchestrator.report.regression import Comparison
@@ -74,13 +75,20 @@ def latency_plot(report: Report) -> str | None:
         return to_svg(fig)
 
 
+def box_stats(values: Sequence[float]) -> dict[str, Any]:
+    """A box at p25-p75 with the median at p50 and whiskers at p10 and p90, from the same percentiles as every
+    other figure (matplotlib's own boxplot would snap whiskers to the nearest sample inside them)."""
+    s = spread(values)
+    return {"med": s.p50, "q1": s.p25, "q3": s.p75, "whislo": s.p10, "whishi": s.p90,
+            "fliers": [x for x in values if x < s.p10 or x > s.p90]}
+
+
 def _latency_panel(ax: plt.Axes, component: str, rows: list[JobVerdict], samples: Mapping[str, Sequence[float]],
                    baseline: dict[tuple[str, str, str, str], float]) -> None:
-    data = [list(samples[v.job_id or ""]) for v in rows]
     ys = list(range(len(rows)))[::-1]
-    box = ax.boxplot(data, positions=ys, orientation="horizontal", whis=(10, 90), widths=0.55, patch_artist=True,
-                     showfliers=True, flierprops={"markersize": 2, "alpha": 0.5},
-                     medianprops={"color": "black", "linewidth": 1.4})
+    box = ax.bxp([box_stats(samples[v.job_id or ""]) for v in rows], positions=ys, orientation="horizontal",
+                 widths=0.55, patch_artist=True, showfliers=True, flierprops={"markersize": 2, "alpha": 0.5},
+                 medianprops={"color": "black", "linewidth": 1.4})
     for patch, v in zip(box["boxes"], rows, strict=True):
         patch.set_facecolor(COLORS["fail"] if (g := v.gate("latency")) and g.status == "fail" else "#90caf9")
         patch.set_alpha(0.85 if v.gating else 0.4)

@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from orchestrator.quantiles import spread
 from orchestrator.report.data import DeviceData, JobData, RunData
 from orchestrator.report.units import db, mb, ms
 
@@ -54,8 +55,8 @@ class LatencyStats:
         a = np.asarray(values, dtype=float)
         mean = float(a.mean())
         cv = float(a.std(ddof=1) / mean) if len(a) >= 2 and mean > 0 else None
-        p10, p50, p90 = (float(x) for x in np.percentile(a, [10, 50, 90]))
-        return cls(len(a), p10, p50, p90, mean, cv)
+        s = spread(values)  # the one percentile definition (orchestrator/quantiles.py)
+        return cls(len(a), s.p10, s.p50, s.p90, mean, cv)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,8 @@ def _header(report: Report) -> str:
     ids = ", ".join(report.baseline.ids) or "none"
     return (f"<h1>{escape(run.spec_name)} · release qualification</h1>"
             f'<div class="meta">run <code>{escape(run.id)}</code> ({escape(run.status)}) · started '
-            f"{text.when(run.started_at)} · git <code>{escape(run.git_rev or '–')}</code> · baseline "
+            f"{text.when(run.started_at)} · git <code title='{escape(run.git_rev or '')}'>"
+            f"{escape(text.git_rev(run.git_rev))}</code> · baseline "
             f"{escape(report.baseline.setting)} → <code>{escape(ids)}</code></div>"
             f'<div class="banner {cls}">{escape(report.headline)}{_top_problems(report)}</div>')
 

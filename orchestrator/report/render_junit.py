@@ -20,8 +20,12 @@ from orchestrator.report.model import Report
 from orchestrator.report.qualify import JobVerdict
 
 
-def _suite(parent: ET.Element, name: str) -> ET.Element:
-    return ET.SubElement(parent, "testsuite", name=name)
+def _suite(parent: ET.Element, name: str, properties: dict[str, str]) -> ET.Element:
+    suite = ET.SubElement(parent, "testsuite", name=name)
+    props = ET.SubElement(suite, "properties")
+    for key, value in properties.items():
+        ET.SubElement(props, "property", name=key, value=value)
+    return suite
 
 
 def _case(suite: ET.Element, classname: str, name: str, status: str, message: str, kind: str) -> None:
@@ -50,16 +54,17 @@ def render_junit(report: Report) -> str:
     run = report.run
     root = ET.Element("testsuites", name=f"mlfarm {run.spec_name}")
     suites: dict[str, ET.Element] = {}
+    properties = {"run": run.id, "git_rev": run.git_rev or ""}
     for v in report.gating:
         suite = suites.get(v.device_key)
         if suite is None:
-            suite = suites[v.device_key] = _suite(root, f"qualification: {v.device_key}")
+            suite = suites[v.device_key] = _suite(root, f"qualification: {v.device_key}", properties)
         for g in v.gates:
             status = {"fail": "fail", "n/a": "skip"}.get(g.status, "pass")
             flags = f" ({'; '.join(g.flags)})" if g.flags else ""
             _case(suite, f"mlfarm.{run.spec_name}.{v.device_key}", _name(v, g.gate), status, g.reason + flags, g.gate)
     if report.baseline.runs:
-        suite = _suite(root, "regression")
+        suite = _suite(root, "regression", properties)
         suite.set("baseline", ",".join(report.baseline.ids))
         for c in report.comparisons:
             status = {"regression": "fail", "insufficient data": "skip"}.get(c.classification, "pass")

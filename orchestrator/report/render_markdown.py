@@ -69,7 +69,8 @@ def _regression(report: Report) -> list[str]:
 def render_markdown(report: Report) -> str:
     run = report.run
     mark = "✅" if report.passed else "❌"
-    out = [f"## {mark} mlfarm · {cell(run.spec_name)} · run `{run.id}`", "", f"**{cell(report.headline)}**", ""]
+    out = [f"## {mark} mlfarm · {cell(run.spec_name)} · run `{run.id}`", "", f"**{cell(report.headline)}**", "",
+           f"<sub>spec at git `{text.git_rev(run.git_rev)}` · started {text.when(run.started_at)}</sub>", ""]
     out += _qualification(report)
     out += ["", *_regression(report)]
     if report.notes:

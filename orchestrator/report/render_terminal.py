@@ -23,7 +23,7 @@ def _header(report: Report, console: Console) -> None:
     console.print(f"[{style}]{escape(report.headline)}[/]")
     base = ", ".join(report.baseline.ids) or "none"
     console.print(f"[dim]baseline: {escape(report.baseline.setting)} → {escape(base)} · started "
-                  f"{text.when(run.started_at)} · git {run.git_rev or '–'}[/]")
+                  f"{text.when(run.started_at)} · git {text.git_rev(run.git_rev)}[/]")
 
 
 def _devices(report: Report) -> Table:

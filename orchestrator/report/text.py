@@ -18,6 +18,14 @@ STATUS_MARK = {"pass": "✅", "fail": "❌", "warn": "⚠️", "n/a": "–"}
 CLASS_MARK = {"regression": "❌", "suspicious": "⚠️", "insufficient data": "…", "improvement": "🟢", "no change": "·"}
 
 
+def git_rev(rev: str | None) -> str:
+    """The spec's commit, shortened as git does (12 hex digits), ``-dirty`` kept: the spec file had changes."""
+    if not rev:
+        return "–"
+    sha, dirty = (rev[:-6], "-dirty") if rev.endswith("-dirty") else (rev, "")
+    return sha[:12] + dirty
+
+
 def when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "–"
 

@@ -1,12 +1,19 @@
 """The runner: one asyncio worker per device, each draining its own job queue; devices run in parallel.
 
-Per job: health check, cooldown (not before a device's first job), push (cached by the device), run with a
-timeout, collect, store. Transport faults (``TransportError``) are retried with exponential backoff, at most
-``retries`` times; a jetsam, a timeout or an invalid result is an outcome, stored as such and never retried.
+A job is measured in ``launches`` fresh launches (a new harness process that loads the model again), and a
+device's jobs are interleaved launch by launch: launch 1 of every job, then launch 2 of every job, ... so a
+drift of the machine over the run (thermal, background load) spreads over every job instead of landing on one.
+Devices whose harness runs on this machine's CPU (``DeviceInfo.shares_host_cpu``: host, host:ID, virtual:ID)
+measure one launch at a time across the run (the host-CPU lane, ``runner/lane.py``); real devices do not wait.
+
+Per launch: health check, cooldown (not before a device's first launch), push (cached by the device), run with
+a timeout inside the lane, collect. Transport faults (``TransportError``) are retried with exponential
+backoff, at most ``retries`` times; a jetsam, a timeout or an invalid result is an outcome that ends the job
+(no further launch), stored as such and never retried.
 Any other exception in a job (a result the store refuses, a backend bug) becomes that job's error event with
-the traceback in its data, and the device goes on with its next job. Each job's outcome, figures and events
-are committed in one transaction before the device takes its next job,
-so a killed orchestrator loses at most the job in flight, which ``--resume`` redoes.
+the traceback in its data, and the device goes on with its next job. A job's outcome, figures (every launch's, each sample
+tagged with its launch) and events are committed in one transaction after its last launch, so a killed
+orchestrator leaves a partly measured job ``running``, and ``--resume`` measures it again, whole.
 
 The runner owns nothing but its loop: the store, the devices, the clock and the progress sink are passed in.
 """
@@ -14,20 +21,23 @@ The runner owns nothing but its loop: the store, the devices, the clock and the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from orchestrator.devices.base import Device, RunOutcome
 from orchestrator.errors import MlfarmError, TransportError
 from orchestrator.harness.contract import Job
+from orchestrator.quantiles import percentile
 from orchestrator.results.store import Event, ResultsStore
-from orchestrator.runner.figures import measurements
+from orchestrator.runner.figures import job_measurements, job_memory
+from orchestrator.runner.lane import HostCpuLane, LaunchRecord
 
 Sleep = Callable[[float], Awaitable[None]]
 References = Callable[[str], Mapping[str, np.ndarray] | None]
@@ -87,6 +97,13 @@ class Runner:
     progress: ProgressSink = field(default_factory=NullProgress)
     sleep: Sleep = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
+    launches: int = 1
+    lane: HostCpuLane = field(default_factory=HostCpuLane)
+    # Per job still being measured: its finished launches (outcome, what the launch shared the machine with),
+    # the runner's own events (transport retries) and the record of the launch in flight.
+    _launched: dict[str, list[tuple[RunOutcome, dict[str, Any]]]] = field(default_factory=dict, init=False)
+    _events: dict[str, list[Event]] = field(default_factory=dict, init=False)
+    _records: dict[str, LaunchRecord] = field(default_factory=dict, init=False)
 
     async def run(self, devices: Mapping[str, Device], work: Sequence[WorkItem]) -> RunSummary:
         summary = RunSummary()
@@ -109,13 +126,18 @@ class Runner:
                            [Event("error", exc.message, {"stage": "prepare", "fix": exc.fix})])
             return
         try:
-            for n, item in enumerate(items):
-                if n and self.cooldown_s > 0:
-                    await self.sleep(self.cooldown_s)
-                try:
-                    await self._one(device, item, summary)
-                except Exception as exc:
-                    self._crashed(item, summary, exc)
+            first = True
+            for launch in range(self.launches):
+                for item in items:
+                    if item.store_id in summary.statuses:  # ended in an earlier launch (jetsam, timeout, error)
+                        continue
+                    if not first and self.cooldown_s > 0:
+                        await self.sleep(self.cooldown_s)
+                    first = False
+                    try:
+                        await self._one(device, item, summary, launch)
+                    except Exception as exc:
+                        self._crashed(item, summary, exc)
         finally:
             try:
                 await device.cleanup()
@@ -123,6 +145,9 @@ class Runner:
                 self.store.add_event(self.run_id, Event("error", f"cleanup failed: {exc.message}"), device_key=key)
 
     def _fail(self, item: WorkItem, summary: RunSummary, status: str, message: str, events: list[Event]) -> None:
+        self._launched.pop(item.store_id, None)
+        self._events.pop(item.store_id, None)
+        self._records.pop(item.store_id, None)
         self.store.finish_job(item.store_id, status, error=message, events=events)
         summary.statuses[item.store_id] = status
         self.progress.job_finished(item, status, message)
@@ -136,9 +161,10 @@ class Runner:
                    [Event("error", "unexpected exception", {"stage": "job", "traceback": trace.encode(
                        "utf-8", "replace").decode("utf-8")})])
 
-    async def _one(self, device: Device, item: WorkItem, summary: RunSummary) -> None:
-        self.store.start_job(item.store_id)
-        self.progress.job_started(item)
+    async def _one(self, device: Device, item: WorkItem, summary: RunSummary, launch: int = 0) -> None:
+        if launch == 0:
+            self.store.start_job(item.store_id)
+            self.progress.job_started(item)
         health = await device.health()
         if not health.ok:
             self._fail(item, summary, "error", f"device not healthy: {health.reason}",
@@ -150,7 +176,7 @@ class Runner:
         for attempt in range(self.retries + 1):
             try:
                 ref = await device.push(item.artifact_path, item.artifact_sha256)
-                outcome = await asyncio.wait_for(device.run(item.job, model_ref=ref), item.job.timeout_s + 120.0)
+                outcome = await self._measure(device, item, ref, launch)
                 break
             except TransportError as exc:
                 events.append(Event("transport-retry", exc.message, {"attempt": attempt + 1, "udid": exc.udid}))
@@ -168,20 +194,65 @@ class Runner:
             self._fail(item, summary, "error", f"transport failed {self.retries + 1} times; giving up on this job",
                        events)
             return
-        self._store(item, outcome, events, summary)
+        self._launch_done(item, launch, outcome, events, summary)
 
-    def _store(self, item: WorkItem, outcome: RunOutcome, events: list[Event], summary: RunSummary) -> None:
-        reference = self.references(item.component) if outcome.outputs else None
-        rows, psnr = measurements(outcome, predicted_mb=item.predicted_mb, limit_mb=item.limit_mb,
-                                  reference=reference)
-        result = outcome.result.raw if outcome.result is not None else None
-        self.store.finish_job(item.store_id, outcome.status, result=result, error=outcome.error,
-                              measurements=rows, events=[*events, *outcome.events])
-        summary.statuses[item.store_id] = outcome.status
-        detail = outcome.error or ""
-        if outcome.status == "ok" and result is not None:
-            lat = sorted(result["latencies_ms"])
-            p50 = lat[len(lat) // 2] if lat else float("nan")
-            peak = outcome.memory.peak_mb if outcome.memory else float("nan")
-            detail = f"p50 {p50:.1f} ms, peak {peak:.0f} MB" + (f", PSNR {psnr:.1f} dB" if psnr is not None else "")
-        self.progress.job_finished(item, outcome.status, detail)
+    async def _measure(self, device: Device, item: WorkItem, ref: str, launch: int) -> RunOutcome:
+        """One launch, inside the host-CPU lane when the device shares this machine's CPU; the timeout counts
+        from the launch, not from the wait for the lane."""
+        job = item.job if launch == 0 else dataclasses.replace(item.job, return_outputs=False)  # PSNR: launch 0
+        async with self.lane.measuring(item.store_id, shares_host_cpu=device.info.shares_host_cpu) as record:
+            self._records[item.store_id] = record
+            return await asyncio.wait_for(device.run(job, model_ref=ref), item.job.timeout_s + 120.0)
+
+    def _launch_done(self, item: WorkItem, launch: int, outcome: RunOutcome, events: list[Event],
+                     summary: RunSummary) -> None:
+        """Keep a launch's outcome; store the job after its last launch, or after a launch that did not end ok."""
+        record = self._records.pop(item.store_id, None)
+        done = self._launched.setdefault(item.store_id, [])
+        done.append((outcome, {"launch": launch, **(record.as_json(self.lane.t0) if record is not None else {})}))
+        self._events.setdefault(item.store_id, []).extend(events)
+        if outcome.status == "ok" and launch + 1 < self.launches:
+            return
+        self._store(item, self._launched.pop(item.store_id), self._events.pop(item.store_id, []), summary)
+
+    def _store(self, item: WorkItem, launches: list[tuple[RunOutcome, dict[str, Any]]], events: list[Event],
+               summary: RunSummary) -> None:
+        outcomes = [o for o, _ in launches]
+        last = outcomes[-1]
+        reference = self.references(item.component) if any(o.outputs for o in outcomes) else None
+        rows, psnr = job_measurements(outcomes, predicted_mb=item.predicted_mb, limit_mb=item.limit_mb,
+                                      reference=reference)
+        result = job_result(launches)
+        self.store.finish_job(item.store_id, last.status, result=result, error=last.error,
+                              measurements=rows, events=[*events, *(e for o in outcomes for e in o.events)])
+        summary.statuses[item.store_id] = last.status
+        detail = last.error or ""
+        if last.status == "ok" and result is not None:
+            lat = [r.value for r in rows if r.metric == "latency_ms"]
+            mem = job_memory(outcomes)
+            peak = mem.peak_mb if mem else float("nan")
+            detail = (f"p50 {percentile(lat, 50):.2f} ms, p90 {percentile(lat, 90):.2f} ms over "
+                      f"{len(outcomes)} launch(es), peak {peak:.0f} MB"
+                      + (f", PSNR {psnr:.1f} dB" if psnr is not None else ""))
+        if any(env.get("shared") for _, env in launches):
+            detail += " (measured while the host CPU was shared)"
+        self.progress.job_finished(item, last.status, detail)
+
+
+def job_result(launches: list[tuple[RunOutcome, dict[str, Any]]]) -> dict[str, Any]:
+    """The job's stored result: the last harness result (contract fields), every launch's latencies in order,
+    and per launch what it saw (``launches``: status, load and first-predict times, load average, concurrency)."""
+    raws = [o.result.raw for o, _ in launches if o.result is not None]
+    summaries = []
+    for outcome, env in launches:
+        raw = outcome.result.raw if outcome.result is not None else None
+        summaries.append({**env, "status": outcome.status, "wall_s": round(outcome.wall_s, 3),
+                          "load_ms": raw["load_ms"] if raw else None,
+                          "first_predict_ms": raw["first_predict_ms"] if raw else None,
+                          "latencies": len(raw["latencies_ms"]) if raw else 0,
+                          "peak_mb": outcome.memory.peak_mb if outcome.memory else None})
+    base: dict[str, Any] = dict(raws[-1]) if raws else {}
+    if raws:
+        base["latencies_ms"] = [ms for raw in raws for ms in raw["latencies_ms"]]
+    base["launches"] = summaries
+    return base

@@ -57,19 +57,34 @@ class RunOptions:
     harness_ipa: Path | None = None
 
 
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def spec_git_rev(path: Path | None) -> str | None:
+    """The commit the spec file was read at, ``<sha>-dirty`` when the file differs from that commit (edited or
+    never committed); None outside a git checkout."""
+    if path is None:
+        return None
+    folder = path.resolve().parent
+    rev = _git(["rev-parse", "HEAD"], folder)
+    if not rev:
+        return None
+    status = _git(["status", "--porcelain", "--", path.resolve().name], folder)
+    return f"{rev}-dirty" if status else rev
+
+
 def environment(spec: ReleaseSpec) -> dict[str, Any]:
     import coremltools
     import torch
 
-    rev = None
-    if spec.path is not None:
-        try:
-            rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=spec.path.parent, capture_output=True, text=True,
-                                 timeout=5, check=False).stdout.strip() or None
-        except (OSError, subprocess.SubprocessError):
-            rev = None
     return {"mlfarm": __version__, "python": platform.python_version(), "platform": platform.platform(),
-            "coremltools": coremltools.__version__, "torch": torch.__version__, "spec_git_rev": rev}
+            "coremltools": coremltools.__version__, "torch": torch.__version__,
+            "spec_git_rev": spec_git_rev(spec.path)}
 
 
 def prepare_artifacts(spec: ReleaseSpec, settings: Settings, ui: RunUI) -> dict[tuple[str, str], Any]:
@@ -157,7 +172,7 @@ async def _drive(spec: ReleaseSpec, store: ResultsStore, run_id: str, pool: Devi
                  ui: RunUI) -> RunSummary:
     ui.stage("run")
     runner = Runner(store, run_id, references=References(spec), retries=spec.measure.retries,
-                    cooldown_s=spec.measure.cooldown_s, progress=ui)
+                    cooldown_s=spec.measure.cooldown_s, progress=ui, launches=spec.measure.launches)
     items = work_items(spec, store, run_id, settings)
     for item in items:
         if item.device_key not in pool.devices:  # e.g. a device that is no longer attached on resume
@@ -191,10 +206,11 @@ async def start_run(spec: ReleaseSpec, *, settings: Settings, catalog: Catalog, 
                        for key, d in pool.devices.items()]
             plan = make_plan(spec, targets, facts, history_from_store(store, spec_name=spec.name),
                              Overheads.load(settings.workdir))
+            env = environment(spec)
             store.create_run(
                 run_id=run_id, spec_name=spec.name, spec_digest=spec.digest,
                 spec_path=str(spec.path) if spec.path else None,
-                plan=plan.to_json(), environment=environment(spec), git_rev=None,
+                plan=plan.to_json(), environment=env, git_rev=env["spec_git_rev"],
                 options={"spec": jsonable(spec), "all_variants": options.all_variants,
                          "devices": [r.text for r in options.refs]})
             for key, d in pool.devices.items():

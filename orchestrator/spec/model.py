@@ -112,8 +112,14 @@ class AppSpec:
 
 @dataclass(frozen=True)
 class MeasureSpec:
+    """How a job is measured: ``launches`` fresh launches (a new process that loads the model again) of
+    ``warmup`` untimed then ``iterations`` timed predictions each. Launches are the statistical unit:
+    the samples of one launch share its state (clock, contention, what the load left in memory)."""
+
     warmup: int = field(default=2, metadata={"ge": 0, "le": 1000})
-    iterations: int = field(default=10, metadata={"ge": 1, "le": 100000})
+    iterations: int = field(default=10, metadata={"ge": 1, "le": 100000, "help": "timed predictions per launch"})
+    launches: int = field(default=3, metadata={"ge": 1, "le": 1000, "help": "fresh launches per job (new process, "
+                                                                           "model loaded again)"})
     cooldown_s: float = field(default=0.0, metadata={"ge": 0, "le": 3600})
     timeout_s: float = field(default=600.0, metadata={"gt": 0, "le": 86400})
     sample_interval_ms: int = field(default=20, metadata={"ge": 1, "le": 60000})

@@ -15,7 +15,9 @@ RUN_SPEC = {
     "variants": {"precision": ["fp16"], "weights": ["none", "palette6"], "attention": ["split_einsum_v2"],
                  "compute_units": ["all"]},
     "devices": ["host"],
-    "measure": {"warmup": 1, "iterations": 5, "timeout_s": 120, "sample_interval_ms": 10, "retries": 1},
+    # One launch per job keeps these end-to-end runs short; tests/runner/test_launches.py covers several.
+    "measure": {"warmup": 1, "iterations": 5, "launches": 1, "timeout_s": 120, "sample_interval_ms": 10,
+                "retries": 1},
     "gates": {"min_psnr_db": 30, "memory_headroom": 0.15, "max_cv": 0.5},
 }
 
