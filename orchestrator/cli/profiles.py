@@ -32,6 +32,21 @@ def _ram(p: DeviceProfile) -> str:
     return _mark(p, "ram_gb", "/".join(str(r) for r in p.ram_options))
 
 
+def _ram_shown(p: DeviceProfile, base: DeviceProfile | None) -> str:
+    """RAM of the profile shown: an ``ID@NNgb`` option's own size (the others listed beside it), else every size."""
+    others = [r for r in (base.ram_options if base else ()) if r not in p.ram_options]
+    also = f"other options: {', '.join(f'{p.model_id}@{r}gb' for r in others)}" if others else ""
+    notes = ["smallest option assumed"] * p.ram_assumed + [also] * bool(also)
+    return _ram(p) + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _gpu_cores(p: DeviceProfile) -> str:
+    if p.gpu_cores is None:
+        return "-"
+    cores = p.gpu_cores if isinstance(p.gpu_cores, tuple) else (p.gpu_cores,)
+    return _mark(p, "gpu_cores", " or ".join(str(c) for c in cores) + (" (by configuration)" if len(cores) > 1 else ""))
+
+
 def _ane(p: DeviceProfile) -> str:
     if p.ane is None:
         return "none"
@@ -83,7 +98,7 @@ def show(app: App, profile_id: str, as_json: bool) -> int:
     """Everything about one profile (ID or ID@NNgb), with sources."""
     catalog = app.catalog()
     p = catalog.get(profile_id)
-    base = catalog.find(p.model_id)
+    base = next((q for q in catalog if q.id == p.model_id), None)  # every RAM option, unresolved
 
     def render(console: Console) -> None:
         table = Table(show_header=False, title=f"{p.id}: {p.name}")
@@ -91,11 +106,11 @@ def show(app: App, profile_id: str, as_json: bool) -> int:
         table.add_column("value", overflow="fold")
         rows = [
             ("family", p.family), ("product types", ", ".join(p.product_types) or "-"), ("chip", p.chip),
-            ("RAM GB", _ram(base or p) + (" (smallest option assumed)" if p.ram_assumed else "")),
+            ("RAM GB", _ram_shown(p, base)),
             ("app limit MB", _limits(p, "app_limit_mb")),
             ("with increased-memory-limit", _limits(p, "app_limit_increased_mb")),
             ("limit basis", p.memory.basis), ("limit source", p.memory.source),
-            ("Neural Engine", _ane(p)), ("GPU cores", str(p.gpu_cores)),
+            ("Neural Engine", _ane(p)), ("GPU cores", _gpu_cores(p)),
             ("max OS", _mark(p, "os.max", f"{p.os.name} {p.os.max}")),
             ("unverified", ", ".join(p.unverified) or "-"),
             ("origin", catalog.origin(p.id) or "-"),
