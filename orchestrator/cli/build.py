@@ -21,6 +21,7 @@ from orchestrator.build.compress import DEFAULT_KMEANS, KMEANS, CompressionSetti
 from orchestrator.build.maintenance import plan_gc, verify_entries
 from orchestrator.build.store import ArtifactEntry, ArtifactStore
 from orchestrator.cli._app import App, json_option, pass_app, returns_exit_code, spec_argument
+from orchestrator.cli._progress import RunProgress
 from orchestrator.errors import EXIT_INPUT, ArtifactError
 
 _STEPS = {"queued": 0, "export": 0, "convert": 1, "compress": 2, "save": 3, "done": 4, "cached": 4, "failed": 4}
@@ -82,10 +83,13 @@ def build(app: App, spec_path: Path, components: tuple[str, ...], variants: tupl
         return 0
     if as_json:
         entries = execute(plan, spec, store)
-    else:
+    elif app.console.is_terminal:
         display = BuildDisplay(app.console)
         with display.progress:
             entries = execute(plan, spec, store, progress=display)
+    else:  # piped or logged: rich's bars would only print when the build ends (minutes at SD scale)
+        with RunProgress(app.console, quiet=True) as lines:
+            entries = execute(plan, spec, store, progress=lines.build_event)
     seconds = time.perf_counter() - start
     data = {"spec": spec.name, "store": str(store.root), "seconds": round(seconds, 3),
             "built": sum(not e.cache_hit for e in entries), "cached": sum(bool(e.cache_hit) for e in entries),

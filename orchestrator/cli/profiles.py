@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -29,7 +30,7 @@ def _limits(p: DeviceProfile, key: str) -> str:
 
 
 def _ram(p: DeviceProfile) -> str:
-    return _mark(p, "ram_gb", "/".join(str(r) for r in p.ram_options))
+    return _mark(p, "ram_gb", " ".join(str(r) for r in p.ram_options))
 
 
 def _ram_shown(p: DeviceProfile, base: DeviceProfile | None) -> str:
@@ -76,8 +77,11 @@ def profiles(ctx: click.Context, app: App, as_json: bool, family: str | None) ->
     rows = [p for p in catalog if family is None or p.family == family]
 
     def render(console: Console) -> None:
-        table = Table(title=f"{len(rows)} device profiles (limits in MB; † = no source confirms the figure)")
-        for col in ("id", "name", "chip", "RAM GB", "app limit", "increased", "ANE", "max OS"):
+        table = Table(title=f"{len(rows)} device profiles (limits in MB; raised = with increased-memory-limit; "
+                            "† = no source confirms the figure)",
+                      box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table.add_column("id", no_wrap=True)  # what --devices takes: never wrapped
+        for col in ("name", "chip", "RAM GB", "app limit", "raised", "ANE", "max OS"):
             table.add_column(col, overflow="fold")
         for p in rows:
             table.add_row(p.id, p.name, p.chip, _ram(p), _limits(p, "app_limit_mb"),
