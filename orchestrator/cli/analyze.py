@@ -68,7 +68,7 @@ def _render_checks(console: Console, checks: list[Any], top: int) -> None:
                    "PSNR (min)"):
         table.add_column(column, overflow="fold")
     for c in checks:
-        name = f"{c.component} {c.variant}" if c.component else c.path
+        name = f"{c.component}\n{c.variant}" if c.component else c.path  # each id whole on its own line
         if c.analysis is None:
             table.add_row(name, f"[red]{c.error}[/]" if c.error else f"[dim]{c.note}[/]", "", "", "", "")
             continue

@@ -109,7 +109,7 @@ def _plan_json(plan: BuildPlan) -> dict[str, Any]:
 def _render_plan(console: Console, plan: BuildPlan) -> None:
     table = Table(title=f"build plan for {plan.spec_name} ({plan.source_id})")
     for col in ("component", "variant", "target", "status"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("component", "variant"))
     for i in plan.items:
         status = f"[cyan]cached[/] {i.lookup.entry.id}" if i.lookup.entry else f"[yellow]build[/] ({i.lookup.reason})"
         table.add_row(i.component, i.variant.id, i.target.name, status)
@@ -129,7 +129,7 @@ def artifacts(ctx: click.Context, as_json: bool) -> None:
 def _entries_table(entries: list[ArtifactEntry], title: str) -> Table:
     table = Table(title=title)
     for col in ("id", "spec", "target", "size", "weights stored / fp16", "built"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "id")  # what `artifacts show` / `analyze` / `run-artifact` take
     for e in entries:
         w = e.manifest.get("weights", {})
         ratio = (f"{_mb(w.get('bytes_stored'))} / {_mb(w.get('bytes_decompressed_fp16'))}" if w else "-")

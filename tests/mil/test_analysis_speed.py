@@ -96,3 +96,19 @@ def test_without_psnr_only_the_static_analysis_runs(tiny_store_copy, tiny_spec):
     built = [c for c in checks if c.analysis is not None]
     assert built and all(c.quality is None and "0 dB" in (c.note or "") for c in built)
     assert {e.stage for e in events} <= {"analysed", "cached"}
+
+
+def test_analyze_spec_prints_plain_lines_when_piped_and_redoes_nothing(mlfarm, tiny_store_copy, tiny_spec):
+    for entry in tiny_store_copy.entries():  # as freshly built: no analysis, no quality
+        manifest = {k: v for k, v in entry.manifest.items() if k not in ("analysis", "quality")}
+        (tiny_store_copy.blob_dir(entry.sha256) / "manifest.json").write_text(json.dumps(manifest))
+    first = mlfarm("--artifacts", tiny_store_copy.root, "analyze", str(tiny_spec.path))
+    assert first.exit_code in (0, 1), first.err
+    built = [e for e in tiny_store_copy.entries() if e.spec_name == "tiny-sd"]
+    for entry in built:  # one plain line per artifact and step on stderr (not a terminal here)
+        assert f"analysed {entry.component} {entry.variant}" in " ".join(first.err.split())
+        assert f"psnr {entry.component} {entry.variant}" in " ".join(first.err.split())
+    assert "ops" in first.err  # the PSNR run's progress
+    again = mlfarm("--artifacts", tiny_store_copy.root, "analyze", str(tiny_spec.path))
+    assert again.exit_code == first.exit_code
+    assert "analysed" not in again.err and f"cached {2 * len(built)}:" in " ".join(again.err.split())
