@@ -10,7 +10,7 @@ Each value declares its requirements here and nowhere else, so the planner, the 
     >>> Variant.parse("fp16-palette6-split_einsum_v2").weights
     'palette6'
 
-Sources: ../shared/facts/apple-devices-and-coreml.md section 3 (coremltools opt-whats-new, typed-execution).
+Sources: device_profiles/SOURCES.md "Core ML features by OS" (coremltools opt-whats-new, typed-execution).
 """
 
 from __future__ import annotations

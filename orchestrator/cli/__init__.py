@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from orchestrator import __version__
+from orchestrator.cli import _log as cli_log
 from orchestrator.cli import errors as cli_errors
 from orchestrator.cli._app import App
 from orchestrator.config import Settings
@@ -50,12 +51,14 @@ COMMANDS: list[tuple[str, str]] = [
 @click.option("--db", type=click.Path(path_type=Path), help="Results database [.mlfarm/results.db; MLFARM_DB].")
 @click.option("--artifacts", type=click.Path(path_type=Path), help="Artifact store [artifacts/; MLFARM_ARTIFACTS].")
 @click.option("--usbmux", help="usbmuxd address: a Unix socket path or HOST:PORT [USBMUXD_SOCKET_ADDRESS].")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--debug", is_flag=True, help="Show tracebacks, and third-party warnings (always in .mlfarm/mlfarm.log).")
 @click.pass_context
 def cli(ctx: click.Context, profile_dirs: tuple[Path, ...], db: Path | None, artifacts: Path | None,
         usbmux: str | None, debug: bool) -> None:
     """mlfarm: pick, build, measure and qualify Core ML variants for each Apple device."""
-    ctx.obj = App(Settings.load(profile_dirs=profile_dirs, db=db, artifacts=artifacts, usbmux=usbmux, debug=debug))
+    settings = Settings.load(profile_dirs=profile_dirs, db=db, artifacts=artifacts, usbmux=usbmux, debug=debug)
+    cli_log.configure(settings)
+    ctx.obj = App(settings)
 
 
 for _module, _attr in COMMANDS:
@@ -69,8 +72,22 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
-        return cli_errors.report(exc, as_json="--json" in args, debug="--debug" in args)
+        return cli_errors.report(exc, as_json="--json" in args, debug="--debug" in args, command=_command(args))
     return rv if isinstance(rv, int) else 0
+
+
+def _command(args: list[str]) -> str | None:
+    """The subcommand named in ``args`` (skipping global options and their values)."""
+    takes_value = {"--profiles", "--db", "--artifacts", "--usbmux"}
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in takes_value:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def entry_point() -> None:

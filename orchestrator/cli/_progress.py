@@ -27,6 +27,7 @@ class RunProgress:
                                  MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
         self.tasks: dict[str, Any] = {}
         self.build_task: Any = None
+        self.cached: list[str] = []  # cache hits of the current stage, summed up in one line when it ends
 
     def __enter__(self) -> RunProgress:
         if self.live:
@@ -35,6 +36,7 @@ class RunProgress:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self._flush_cached()
         if self.live:
             self.progress.stop()
 
@@ -46,17 +48,60 @@ class RunProgress:
 
     # --- stages and build ---------------------------------------------------------------------
     def stage(self, text: str) -> None:
+        self._flush_cached()
         self._line(f"[bold]== {text}[/]")
+
+    def _flush_cached(self) -> None:
+        """One line for every cache hit of a stage: a cached spec would otherwise print a line per artifact."""
+        if self.cached:
+            shown = ", ".join(self.cached[:3]) + (f" and {len(self.cached) - 3} more" if len(self.cached) > 3 else "")
+            self._line(f"  [dim]{'cached':>8} {len(self.cached)}: {shown}[/]")
+            self.cached = []
 
     def build_event(self, event: Any) -> None:
         stage = getattr(event, "stage", "")
         name = f"{event.component} {event.variant}"
-        if stage in ("done", "cached", "failed"):
+        if stage == "cached":
+            self.cached.append(name)
+        elif stage in ("done", "failed"):
             took = f" ({event.seconds:.1f} s)" if getattr(event, "seconds", None) else ""
-            style = {"done": "green", "cached": "dim", "failed": "red"}[stage]
+            style = {"done": "green", "failed": "red"}[stage]
             self._line(f"  [{style}]{stage:>6}[/] {name}{took} {event.detail or ''}".rstrip())
-        elif self.live:
-            self.progress.console.print(f"  [dim]{stage:>8}[/] {name}", highlight=False)
+        else:  # export, convert, compress, ...: minutes each at SD scale, so they show when piped too
+            self._line(f"  [dim]{stage:>8}[/] {name}")
+
+    # --- analysis and PSNR ------------------------------------------------------------------------
+    def check_event(self, event: Any) -> None:
+        """A ``mil.check.CheckEvent``: one line per artifact; the PSNR run's ops as a bar (live) or as a line
+        per quarter (piped), so a long run is never silent."""
+        took = f" ({event.seconds:.1f} s)" if event.seconds is not None else ""
+        if event.stage == "cached":
+            self.cached.append(event.name)
+        elif event.stage == "analysed":
+            self._line(f"  [green]{event.stage:>8}[/] {event.name}{took}")
+        elif event.stage == "psnr-cached":
+            self.cached.append(f"{event.name} psnr")
+        elif event.stage == "psnr-done":
+            self._finish_psnr(event.name)
+            self._line(f"  [green]{'psnr':>8}[/] {event.name}{took}")
+        elif event.stage == "psnr":
+            self._psnr_progress(event)
+
+    def _psnr_progress(self, event: Any) -> None:
+        key = f"psnr {event.name}"
+        if self.live:
+            if key not in self.tasks:
+                self.tasks[key] = self.progress.add_task(f"  psnr {event.name} (ops)", total=event.total)
+            self.progress.update(self.tasks[key], completed=event.done)
+            return
+        quarter = max(event.total // 4, 1)
+        if event.done == 1 or event.done % quarter == 0:
+            self._line(f"  {'psnr':>8} {event.name}: {event.done}/{event.total} ops")
+
+    def _finish_psnr(self, name: str) -> None:
+        task = self.tasks.pop(f"psnr {name}", None)
+        if task is not None:
+            self.progress.remove_task(task)
 
     # --- ProgressSink ---------------------------------------------------------------------------
     def device_started(self, device_key: str, total: int) -> None:

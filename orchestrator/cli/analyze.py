@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli._app import App, json_option, pass_app, returns_exit_code
+from orchestrator.cli._progress import RunProgress
 from orchestrator.errors import EXIT_FAILED, EXIT_INPUT, ArtifactError, UsageError
 
 _MIB = 2**20
@@ -43,16 +44,16 @@ def analyze(app: App, target: str, seed: int, gate_db: float, top: int, as_json:
     store = ArtifactStore(app.settings.artifacts_dir)
     if _is_spec(target):
         spec = app.spec(Path(target))
-        with app.err.status("checking artifacts") as status:
-            checks = check_spec(spec, store, spec_dir=Path(target).resolve().parent,
-                                progress=lambda name: status.update(f"checking {name}"))
+        with RunProgress(app.err, quiet=as_json) as ui:
+            checks = check_spec(spec, store, spec_dir=Path(target).resolve().parent, progress=ui.check_event)
         if not any(c.analysis or c.error for c in checks):
             raise ArtifactError(f"no built artifacts of {spec.name} in {store.root}", path=target,
                                 fix=f"build them first: `mlfarm build {target}`")
     else:
         entry = find_artifact(store, target)
-        with app.err.status(f"checking {target}"):
-            checks = [check_entry(entry, store, seed=seed, gate_db=gate_db) if entry else check_package(Path(target))]
+        with RunProgress(app.err, quiet=as_json) as ui:
+            checks = [check_entry(entry, store, seed=seed, gate_db=gate_db, progress=ui.check_event) if entry
+                      else check_package(Path(target))]
     data = {"artifacts": [c.to_dict(top) for c in checks],
             "passed": all(c.quality.passed is not False for c in checks if c.quality)}
     app.emit(as_json, data, lambda console: _render_checks(console, checks, top))
@@ -67,7 +68,7 @@ def _render_checks(console: Console, checks: list[Any], top: int) -> None:
                    "PSNR (min)"):
         table.add_column(column, overflow="fold")
     for c in checks:
-        name = f"{c.component} {c.variant}" if c.component else c.path
+        name = f"{c.component}\n{c.variant}" if c.component else c.path  # each id whole on its own line
         if c.analysis is None:
             table.add_row(name, f"[red]{c.error}[/]" if c.error else f"[dim]{c.note}[/]", "", "", "", "")
             continue
@@ -103,8 +104,9 @@ def _psnr_cell(check: Any) -> str:
 def run_artifact(app: App, artifact: str, inputs_arg: str, precision: str, as_json: bool) -> int:
     """Execute an artifact (.mlpackage or artifact id) on mlfarm's MIL executor and print output statistics."""
     from orchestrator.build.store import ArtifactStore
-    from orchestrator.mil import Executor, load
     from orchestrator.mil.check import find_artifact
+    from orchestrator.mil.executor import Executor
+    from orchestrator.mil.load import load
 
     store = ArtifactStore(app.settings.artifacts_dir)
     entry = find_artifact(store, artifact)

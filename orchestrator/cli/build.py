@@ -21,6 +21,7 @@ from orchestrator.build.compress import DEFAULT_KMEANS, KMEANS, CompressionSetti
 from orchestrator.build.maintenance import plan_gc, verify_entries
 from orchestrator.build.store import ArtifactEntry, ArtifactStore
 from orchestrator.cli._app import App, json_option, pass_app, returns_exit_code, spec_argument
+from orchestrator.cli._progress import RunProgress
 from orchestrator.errors import EXIT_INPUT, ArtifactError
 
 _STEPS = {"queued": 0, "export": 0, "convert": 1, "compress": 2, "save": 3, "done": 4, "cached": 4, "failed": 4}
@@ -82,10 +83,13 @@ def build(app: App, spec_path: Path, components: tuple[str, ...], variants: tupl
         return 0
     if as_json:
         entries = execute(plan, spec, store)
-    else:
+    elif app.console.is_terminal:
         display = BuildDisplay(app.console)
         with display.progress:
             entries = execute(plan, spec, store, progress=display)
+    else:  # piped or logged: rich's bars would only print when the build ends (minutes at SD scale)
+        with RunProgress(app.console, quiet=True) as lines:
+            entries = execute(plan, spec, store, progress=lines.build_event)
     seconds = time.perf_counter() - start
     data = {"spec": spec.name, "store": str(store.root), "seconds": round(seconds, 3),
             "built": sum(not e.cache_hit for e in entries), "cached": sum(bool(e.cache_hit) for e in entries),
@@ -105,7 +109,7 @@ def _plan_json(plan: BuildPlan) -> dict[str, Any]:
 def _render_plan(console: Console, plan: BuildPlan) -> None:
     table = Table(title=f"build plan for {plan.spec_name} ({plan.source_id})")
     for col in ("component", "variant", "target", "status"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("component", "variant"))
     for i in plan.items:
         status = f"[cyan]cached[/] {i.lookup.entry.id}" if i.lookup.entry else f"[yellow]build[/] ({i.lookup.reason})"
         table.add_row(i.component, i.variant.id, i.target.name, status)
@@ -125,7 +129,7 @@ def artifacts(ctx: click.Context, as_json: bool) -> None:
 def _entries_table(entries: list[ArtifactEntry], title: str) -> Table:
     table = Table(title=title)
     for col in ("id", "spec", "target", "size", "weights stored / fp16", "built"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "id")  # what `artifacts show` / `analyze` / `run-artifact` take
     for e in entries:
         w = e.manifest.get("weights", {})
         ratio = (f"{_mb(w.get('bytes_stored'))} / {_mb(w.get('bytes_decompressed_fp16'))}" if w else "-")

@@ -53,7 +53,7 @@ def devices(app: App, as_json: bool) -> int:
     def render(console: Console) -> None:
         table = Table(title=f"{len(rows)} device(s) at usbmuxd {address or usbmux_default()}")
         for col in ("key", "name", "product type", "OS", "profile", "UDID", "note"):
-            table.add_column(col, overflow="fold")
+            table.add_column(col, overflow="fold", no_wrap=col in ("key", "profile", "UDID"))  # what --devices takes
         for r in rows:
             note = r["error"] or ("virtual: limits by mlfarm, host latencies" if r["emulated"] else "")
             if r["ram_assumed"]:
@@ -122,7 +122,7 @@ def serve(app: App, profile_ids: tuple[str, ...], count: int, socket_path: Path 
             return
         table = Table(title=f"{len(ready['devices'])} virtual device(s) (iOS {os_version}, emulated)")
         for col in ("UDID", "profile", "name", "product type"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=col in ("UDID", "profile"))
         for d in ready["devices"]:
             table.add_row(d["udid"], d["profile"], d["name"], d["product_type"])
         app.console.print(table)

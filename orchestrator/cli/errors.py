@@ -26,11 +26,21 @@ class Rendered:
     problems: list[dict[str, str | None]]
 
 
-def _library(exc: BaseException) -> Rendered | None:
+# What to do after Ctrl-C, per command: only a run can be resumed; builds and analyses already done are kept
+# in the artifact store (by content hash), so rerunning the same command continues where it stopped.
+_KEPT = "rerun the same command: finished builds and analyses are kept and not redone"
+INTERRUPTED_FIX = {
+    "run": "`mlfarm run --resume RUN` continues the run (`mlfarm runs` lists runs)",
+    "qualify": "`mlfarm run --resume RUN` continues the run it started (`mlfarm runs` lists runs)",
+    "plan": _KEPT, "build": _KEPT, "analyze": _KEPT,
+}
+
+
+def _library(exc: BaseException, command: str | None = None) -> Rendered | None:
     if isinstance(exc, click.ClickException):
         return Rendered("UsageError", exc.format_message(), "see `mlfarm COMMAND --help`", EXIT_INPUT, [])
     if isinstance(exc, KeyboardInterrupt | click.exceptions.Abort):
-        return Rendered("Interrupted", "interrupted", "rerun; `mlfarm run --resume RUN` continues a run", 130, [])
+        return Rendered("Interrupted", "interrupted", INTERRUPTED_FIX.get(command or "", "rerun the command"), 130, [])
     if isinstance(exc, PermissionError):
         return Rendered("PermissionError", str(exc), "check the file permissions", EXIT_OPERATIONAL, [])
     if isinstance(exc, OSError) and exc.errno == 28:
@@ -39,21 +49,23 @@ def _library(exc: BaseException) -> Rendered | None:
     return None
 
 
-def render(exc: BaseException) -> Rendered:
+def render(exc: BaseException, command: str | None = None) -> Rendered:
     if isinstance(exc, MlfarmError):
         problems = []
         if isinstance(exc, ValidationError):
             problems = [{"file": p.file, "key": p.key, "message": p.message, "fix": p.fix} for p in exc.problems]
         return Rendered(type(exc).__name__, exc.message, exc.fix, exc.exit_code, problems)
-    known = _library(exc)
+    known = _library(exc, command)
     if known:
         return known
     return Rendered(type(exc).__name__, f"internal error: {type(exc).__name__}: {exc}",
                     "this is a bug in mlfarm; rerun with --debug and report the traceback", EXIT_OPERATIONAL, [])
 
 
-def report(exc: BaseException, *, as_json: bool, debug: bool, err: Console | None = None) -> int:
-    r = render(exc)
+def report(exc: BaseException, *, as_json: bool, debug: bool, err: Console | None = None,
+           command: str | None = None) -> int:
+    """Print ``exc`` as error + fix (``command``: the subcommand that was running, for its own advice)."""
+    r = render(exc, command)
     err = err or Console(stderr=True, highlight=False)
     if debug:
         err.print(escape("".join(traceback.format_exception(exc))))

@@ -31,7 +31,8 @@ def compute_plan(app: App, spec: ReleaseSpec, devices: str | None, *, quiet: boo
                          fix="e.g. --devices iphone-12,ipad-pro-m4@16gb")
     targets = resolve_targets(refs, app.catalog())
     with RunProgress(app.err, quiet=quiet) as ui:
-        entries = prepare_artifacts(spec, app.settings, ui)
+        # PSNR (an executor run per artifact, minutes at SD scale) only when the quality gate can reject
+        entries = prepare_artifacts(spec, app.settings, ui, psnr=spec.gates.min_psnr_db > 0)
     facts = {k: f for k, e in entries.items() if e is not None
              and (f := facts_from_manifest(e.manifest, artifact_id=e.id)) is not None}
     with app.store() as store:

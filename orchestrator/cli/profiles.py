@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -29,7 +30,22 @@ def _limits(p: DeviceProfile, key: str) -> str:
 
 
 def _ram(p: DeviceProfile) -> str:
-    return _mark(p, "ram_gb", "/".join(str(r) for r in p.ram_options))
+    return _mark(p, "ram_gb", " ".join(str(r) for r in p.ram_options))
+
+
+def _ram_shown(p: DeviceProfile, base: DeviceProfile | None) -> str:
+    """RAM of the profile shown: an ``ID@NNgb`` option's own size (the others listed beside it), else every size."""
+    others = [r for r in (base.ram_options if base else ()) if r not in p.ram_options]
+    also = f"other options: {', '.join(f'{p.model_id}@{r}gb' for r in others)}" if others else ""
+    notes = ["smallest option assumed"] * p.ram_assumed + [also] * bool(also)
+    return _ram(p) + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _gpu_cores(p: DeviceProfile) -> str:
+    if p.gpu_cores is None:
+        return "-"
+    cores = p.gpu_cores if isinstance(p.gpu_cores, tuple) else (p.gpu_cores,)
+    return _mark(p, "gpu_cores", " or ".join(str(c) for c in cores) + (" (by configuration)" if len(cores) > 1 else ""))
 
 
 def _ane(p: DeviceProfile) -> str:
@@ -61,8 +77,11 @@ def profiles(ctx: click.Context, app: App, as_json: bool, family: str | None) ->
     rows = [p for p in catalog if family is None or p.family == family]
 
     def render(console: Console) -> None:
-        table = Table(title=f"{len(rows)} device profiles (limits in MB; † = no source confirms the figure)")
-        for col in ("id", "name", "chip", "RAM GB", "app limit", "increased", "ANE", "max OS"):
+        table = Table(title=f"{len(rows)} device profiles (limits in MB; raised = with increased-memory-limit; "
+                            "† = no source confirms the figure)",
+                      box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table.add_column("id", no_wrap=True)  # what --devices takes: never wrapped
+        for col in ("name", "chip", "RAM GB", "app limit", "raised", "ANE", "max OS"):
             table.add_column(col, overflow="fold")
         for p in rows:
             table.add_row(p.id, p.name, p.chip, _ram(p), _limits(p, "app_limit_mb"),
@@ -83,7 +102,7 @@ def show(app: App, profile_id: str, as_json: bool) -> int:
     """Everything about one profile (ID or ID@NNgb), with sources."""
     catalog = app.catalog()
     p = catalog.get(profile_id)
-    base = catalog.find(p.model_id)
+    base = next((q for q in catalog if q.id == p.model_id), None)  # every RAM option, unresolved
 
     def render(console: Console) -> None:
         table = Table(show_header=False, title=f"{p.id}: {p.name}")
@@ -91,11 +110,11 @@ def show(app: App, profile_id: str, as_json: bool) -> int:
         table.add_column("value", overflow="fold")
         rows = [
             ("family", p.family), ("product types", ", ".join(p.product_types) or "-"), ("chip", p.chip),
-            ("RAM GB", _ram(base or p) + (" (smallest option assumed)" if p.ram_assumed else "")),
+            ("RAM GB", _ram_shown(p, base)),
             ("app limit MB", _limits(p, "app_limit_mb")),
             ("with increased-memory-limit", _limits(p, "app_limit_increased_mb")),
             ("limit basis", p.memory.basis), ("limit source", p.memory.source),
-            ("Neural Engine", _ane(p)), ("GPU cores", str(p.gpu_cores)),
+            ("Neural Engine", _ane(p)), ("GPU cores", _gpu_cores(p)),
             ("max OS", _mark(p, "os.max", f"{p.os.name} {p.os.max}")),
             ("unverified", ", ".join(p.unverified) or "-"),
             ("origin", catalog.origin(p.id) or "-"),

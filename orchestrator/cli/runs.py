@@ -38,7 +38,7 @@ def runs(app: App, spec_name: str | None, limit: int, as_json: bool) -> int:
             return
         table = Table(title=f"runs in {app.settings.db_path}")
         for col in ("run", "spec", "status", "started", "finished", "jobs"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=col in ("run", "spec"))  # run ids are what --resume / report take
         for r in rows:
             jobs = ", ".join(f"{n} {s}" for s, n in sorted(counts[r.id].items())) or "-"
             table.add_row(r.id, r.spec_name, r.status, _when(r.started_at), _when(r.finished_at), jobs)

@@ -13,22 +13,35 @@ Everything accepts a path, a ``Program``, or an in-memory coremltools MIL progra
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from orchestrator.mil.analysis import Analysis, LiveTensor, analyze_program
-from orchestrator.mil.executor import Execution, Executor
-from orchestrator.mil.load import from_mil, load
+from orchestrator.mil.load import from_mil, load  # after ``import orchestrator.mil.load``: the function, not the module
 from orchestrator.mil.program import Op, Program, TensorType
 from orchestrator.mil.quality import psnr
+
+if TYPE_CHECKING:
+    from orchestrator.mil.executor import Execution, Executor
 
 __all__ = [
     "Analysis", "Execution", "Executor", "LiveTensor", "Op", "Program", "TensorType",
     "analyze", "as_program", "execute", "from_mil", "load", "psnr",
 ]
+
+# Imported on first use: the executor imports torch (seconds), and importing any module of this package (e.g.
+# ``mil.static_load`` for a quick analysis) runs this file first. (The loader imports coremltools lazily.)
+_LAZY = {"Execution": "executor", "Executor": "executor"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"orchestrator.mil.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'orchestrator.mil' has no attribute {name!r}")
 
 
 def as_program(path_or_program: str | Path | Program | Any) -> Program:
@@ -54,4 +67,6 @@ def execute(path_or_program: str | Path | Program | Any, inputs: Mapping[str, np
     ``precision``: ``fp32`` (reference), ``fp16`` (every op's output rounded to fp16, as on the device) or
     ``auto`` (the program's own compute precision). Build an ``Executor`` to run one program many times.
     """
+    from orchestrator.mil.executor import Executor
+
     return Executor(as_program(path_or_program), precision).run(inputs).outputs

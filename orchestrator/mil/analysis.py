@@ -15,6 +15,7 @@ where it happens and every tensor alive there. ``Executor`` tracks the same figu
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,21 @@ class Analysis:
             "top_tensors": [t.to_dict() for t in self.top_tensors(top)],
             "op_histogram": dict(self.op_histogram),
         }
+
+
+def analysis_from_dict(data: Mapping[str, Any], source: str) -> Analysis:
+    """An ``Analysis`` back from a manifest's ``analysis`` section (only its top tensors at the peak were kept)."""
+    return Analysis(
+        source=source, precision=str(data["precision"]),
+        weights_bytes_stored=int(data["weights_bytes_stored"]),
+        weights_bytes_decompressed=int(data["weights_bytes_decompressed"]),
+        flops=int(data["flops"]), flops_by_op_type=dict(data.get("flops_by_op_type", {})),
+        activation_peak_bytes=int(data["activation_peak_bytes"]),
+        peak_op=data.get("peak_op"), peak_op_type=data.get("peak_op_type"),
+        alive_at_peak=tuple(LiveTensor(t["name"], tuple(t["shape"]), t["dtype"], int(t["bytes"]), t["producer"])
+                            for t in data.get("top_tensors", [])),
+        op_histogram=dict(data.get("op_histogram", {})),
+    )
 
 
 def analyze_program(program: Program, precision: str | None = "auto") -> Analysis:

@@ -5,6 +5,12 @@ artifact's manifest (sections ``analysis`` and ``quality``) through the artifact
     check = check_entry(entry, store, seed=0, gate_db=35.0)     # one artifact, reference from its manifest
     check = check_package(path)                                 # any .mlpackage: analysis only
 
+The two parts cost very differently at SD scale and are cached separately in the manifest (which belongs to
+one artifact hash): the static analysis reads only the package's protobuf (``static_load``; a second or so for
+an SD-1.5 UNet) and is never redone for an artifact whose manifest holds it; PSNR executes the artifact on the
+MIL executor (minutes for an SD-1.5 UNet) and is redone only for another input seed. Pass ``psnr=False`` when
+no gate needs it (a 0 dB gate).
+
 The PyTorch reference of a component (``original`` attention, fp32) is computed once per component and shared
 by all its variants, on the inputs every job of the release uses (``source.example_inputs`` with the spec's
 seed).
@@ -12,6 +18,7 @@ seed).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +27,30 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from orchestrator.errors import ArtifactError, MlfarmError
-from orchestrator.mil.analysis import Analysis, analyze_program
-from orchestrator.mil.load import load
-from orchestrator.mil.quality import Quality, evaluate, reference_outputs
+from orchestrator.mil.analysis import Analysis, analysis_from_dict, analyze_program
+from orchestrator.mil.quality import Quality, evaluate, quality_from_dict, reference_outputs
+from orchestrator.mil.static_load import load_static
 
 if TYPE_CHECKING:
     from orchestrator.build.store import ArtifactEntry, ArtifactStore
     from orchestrator.models.source import ModelSource
     from orchestrator.spec.model import ComponentSpec, ReleaseSpec
 
-Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CheckEvent:
+    """Progress of one artifact: ``stage`` is ``analysed`` / ``cached`` (static analysis), ``psnr`` (ops of the
+    PSNR run done / total, repeated), ``psnr-done`` or ``psnr-cached``."""
+
+    name: str
+    stage: str
+    done: int = 0
+    total: int = 0
+    seconds: float | None = None
+
+
+Progress = Callable[[CheckEvent], None]
 
 
 @dataclass(frozen=True)
@@ -70,15 +91,15 @@ class References:
 
 def check_package(path: Path) -> ArtifactCheck:
     """Analysis of any .mlpackage; no quality (there is no reference model to compare with)."""
-    program = load(path)
+    program = load_static(path)
     return ArtifactCheck(str(path), None, None, str(path), analysis=analyze_program(program),
                          note="no PyTorch reference for a package outside the artifact store "
                               "(pass an artifact id or a SPEC for PSNR)")
 
 
 def check_spec(spec: ReleaseSpec, store: ArtifactStore, *, spec_dir: Path | None = None,
-               progress: Progress | None = None) -> list[ArtifactCheck]:
-    """Check every built artifact of ``spec`` and store the results in their manifests."""
+               progress: Progress | None = None, psnr: bool = True) -> list[ArtifactCheck]:
+    """Check every built artifact of ``spec`` and store the results in their manifests (PSNR only if ``psnr``)."""
     from orchestrator.models import load_source
 
     source = load_source(spec.model, relative_to=spec_dir)
@@ -91,19 +112,19 @@ def check_spec(spec: ReleaseSpec, store: ArtifactStore, *, spec_dir: Path | None
             if entry is None:
                 checks.append(ArtifactCheck(name, component, variant.id, "", note="not built"))
                 continue
-            if progress:
-                progress(name)
-            checks.append(_check(entry, store, references, component_spec, spec.gates.min_psnr_db))
+            quality = references if psnr else None
+            checks.append(_check(entry, store, quality, component_spec, spec.gates.min_psnr_db, progress))
     return checks
 
 
-def check_entry(entry: ArtifactEntry, store: ArtifactStore, *, seed: int, gate_db: float) -> ArtifactCheck:
+def check_entry(entry: ArtifactEntry, store: ArtifactStore, *, seed: int, gate_db: float,
+                progress: Progress | None = None) -> ArtifactCheck:
     """Check one stored artifact; its model source and input shapes come from its manifest."""
     manifest = entry.manifest
     source, note = _reference_source(manifest)
     if source is None or not manifest.get("inputs"):
-        return _analysis_only(entry, store, note or "the manifest lists no inputs")
-    return _check(entry, store, References(source, seed), _component_spec(manifest), gate_db)
+        return _analysis_only(entry, store, note or "the manifest lists no inputs", progress)
+    return _check(entry, store, References(source, seed), _component_spec(manifest), gate_db, progress)
 
 
 def _reference_source(manifest: Mapping[str, Any]) -> tuple[ModelSource | None, str | None]:
@@ -131,26 +152,70 @@ def _component_spec(manifest: Mapping[str, Any]) -> ComponentSpec:
                                  for i in manifest["inputs"]})
 
 
-def _analysis_only(entry: ArtifactEntry, store: ArtifactStore, note: str) -> ArtifactCheck:
-    analysis = analyze_program(load(entry.path))
-    store.update_manifest(entry, "analysis", analysis.to_dict())
+def _analysis_only(entry: ArtifactEntry, store: ArtifactStore, note: str,
+                   progress: Progress | None = None) -> ArtifactCheck:
+    try:
+        analysis = _analysis(entry, store, progress)
+    except ArtifactError as exc:
+        return ArtifactCheck(entry.name, entry.component, entry.variant, str(entry.path), entry.id, error=exc.message)
     return ArtifactCheck(entry.name, entry.component, entry.variant, str(entry.path), entry.id, analysis, note=note)
 
 
-def _check(entry: ArtifactEntry, store: ArtifactStore, references: References, component_spec: ComponentSpec,
-           gate_db: float) -> ArtifactCheck:
+def _analysis(entry: ArtifactEntry, store: ArtifactStore, progress: Progress | None) -> Analysis:
+    """The manifest's analysis if it has one (same artifact hash, same figures), else the static analysis."""
+    name = f"{entry.component} {entry.variant}"
+    cached = entry.manifest.get("analysis")
+    if isinstance(cached, Mapping):
+        try:
+            analysis = analysis_from_dict(cached, str(entry.path))
+        except (KeyError, TypeError, ValueError):
+            analysis = None  # an older or damaged section: analyse again
+        if analysis is not None:
+            if progress:
+                progress(CheckEvent(name, "cached"))
+            return analysis
+    start = time.perf_counter()
+    analysis = analyze_program(load_static(entry.path))
+    store.update_manifest(entry, "analysis", analysis.to_dict())
+    if progress:
+        progress(CheckEvent(name, "analysed", seconds=time.perf_counter() - start))
+    return analysis
+
+
+def _quality(entry: ArtifactEntry, store: ArtifactStore, references: References, component_spec: ComponentSpec,
+             gate_db: float, progress: Progress | None) -> Quality:
+    """PSNR from the manifest when it was measured on the same seed, else one executor run (with progress)."""
+    from orchestrator.mil.load import load
+
+    name = f"{entry.component} {entry.variant}"
+    cached = entry.manifest.get("quality")
+    if isinstance(cached, Mapping) and cached.get("seed") == references.seed and cached.get("psnr_db"):
+        if progress:
+            progress(CheckEvent(name, "psnr-cached"))
+        return quality_from_dict(cached, gate_db)
+    start = time.perf_counter()
+    program = load(entry.path)
+    inputs, reference = references.get(entry.component, component_spec)
+    on_op = (lambda done, total: progress(CheckEvent(name, "psnr", done, total))) if progress else None
+    quality = evaluate(program, reference, inputs, seed=references.seed, gate_db=gate_db, on_op=on_op)
+    store.update_manifest(entry, "quality", quality.to_dict())
+    if progress:
+        progress(CheckEvent(name, "psnr-done", seconds=time.perf_counter() - start))
+    return quality
+
+
+def _check(entry: ArtifactEntry, store: ArtifactStore, references: References | None,
+           component_spec: ComponentSpec, gate_db: float, progress: Progress | None = None) -> ArtifactCheck:
     def result(**found: Any) -> ArtifactCheck:
         return ArtifactCheck(entry.name, entry.component, entry.variant, str(entry.path), entry.id, **found)
 
     try:
-        program = load(entry.path)
-        analysis = analyze_program(program)
-        inputs, reference = references.get(entry.component, component_spec)
-        quality = evaluate(program, reference, inputs, seed=references.seed, gate_db=gate_db)
+        analysis = _analysis(entry, store, progress)
+        if references is None:
+            return result(analysis=analysis, note="PSNR not computed: the spec's quality gate is 0 dB")
+        quality = _quality(entry, store, references, component_spec, gate_db, progress)
     except ArtifactError as exc:
         return result(error=exc.message)
-    store.update_manifest(entry, "analysis", analysis.to_dict())
-    store.update_manifest(entry, "quality", quality.to_dict())
     return result(analysis=analysis, quality=quality)
 
 

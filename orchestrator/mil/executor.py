@@ -20,7 +20,7 @@ one. ``auto`` uses the program's own precision.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,8 @@ class Executor:
     def __init__(self, program: Program, precision: str | None = "auto", *,
                  registry: KernelRegistry = KERNELS) -> None:
         self.program = program
+        if not program.weights_loaded:
+            raise ValueError(f"{program.source} was read for static analysis only; load it with mil.load to run it")
         self.precision = resolve_precision(program, precision)
         missing = registry.missing(program.op_types())
         if missing:
@@ -136,8 +138,10 @@ class Executor:
 
     # -- running ---------------------------------------------------------------------------------------
 
-    def run(self, inputs: Mapping[str, Any], *, profile: bool = False) -> Execution:
-        """Execute once; ``inputs`` maps every model input name to an array of its declared shape."""
+    def run(self, inputs: Mapping[str, Any], *, profile: bool = False,
+            on_op: Callable[[int, int], None] | None = None) -> Execution:
+        """Execute once; ``inputs`` maps every model input name to an array of its declared shape.
+        ``on_op(done, total)`` is called after each op (progress of a long run)."""
         env: dict[str, Any] = dict(self._weights)
         live = 0
         for name, tensor in self._bind_inputs(inputs).items():
@@ -150,7 +154,7 @@ class Executor:
         by_type: dict[str, float] = {}
         start = time.perf_counter()
         with torch.inference_mode():
-            for step in self._steps:
+            for index, step in enumerate(self._steps, 1):
                 t0 = time.perf_counter() if profile else 0.0
                 call = step.call.bind(env)
                 outs = self._call(step, call)
@@ -166,6 +170,8 @@ class Executor:
                     live -= _nbytes(env.pop(name))
                 if profile:
                     by_type[step.op.type] = by_type.get(step.op.type, 0.0) + time.perf_counter() - t0
+                if on_op is not None:
+                    on_op(index, len(self._steps))
         seconds = time.perf_counter() - start
         return Execution(self._collect(env), self.precision, peak, peak_op, seconds, by_type)
 

@@ -81,8 +81,10 @@ def _reason(exc: BaseException) -> str:
 
 def _quiet_coremltools() -> None:
     # coremltools warns at import time about its macOS-only runtime and untested torch versions; on Linux that
-    # is expected and would bury mlfarm's own output.
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    # is expected and would bury mlfarm's own output. The CLI sends it to its log file (cli/_log.py); a library
+    # caller without logging set up would get it on stderr, so it is dropped there.
+    if not logging.getLogger().handlers:
+        logging.getLogger("coremltools").setLevel(logging.ERROR)
 
 
 def from_mil(mil: Any, *, source: str = "<in-memory program>", function: str = "main",

@@ -117,6 +117,7 @@ class Program:
     types: Mapping[str, TensorType]
     constants: Mapping[str, Any]
     ops: tuple[Op, ...]
+    weights_loaded: bool = True  # False: read for static analysis only (``static_load``); it cannot be executed
 
     def producers(self) -> dict[str, int]:
         """Tensor name -> index of the op that produces it (function inputs and constants have none)."""

@@ -9,7 +9,7 @@ the artifact (mlfarm's executor, at the artifact's own precision) on the same in
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,14 @@ class Quality:
 
 
 
+def quality_from_dict(data: Mapping[str, Any], gate_db: float | None) -> Quality:
+    """A ``Quality`` back from a manifest's ``quality`` section, judged against ``gate_db`` (a gate can change
+    without the PSNR changing). Stored values are capped, so identical outputs come back as ``PSNR_CAP_DB``."""
+    values = {k: (math.nan if v is None else float(v)) for k, v in dict(data["psnr_db"]).items()}
+    return Quality(values, seed=int(data["seed"]), precision=str(data["precision"]), gate_db=gate_db,
+                   reference=str(data.get("reference", "pytorch-fp32")))
+
+
 def _finite(value: float) -> float | None:
     if math.isnan(value):
         return None
@@ -87,12 +95,14 @@ def reference_outputs(source: ModelSource, component: str, inputs: Mapping[str, 
 
 
 def evaluate(program: Program, reference: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray], *, seed: int,
-             gate_db: float | None = None, precision: str | None = "auto") -> Quality:
-    """Run ``program`` on ``inputs`` and compare with ``reference`` (see ``reference_outputs``)."""
+             gate_db: float | None = None, precision: str | None = "auto",
+             on_op: Callable[[int, int], None] | None = None) -> Quality:
+    """Run ``program`` on ``inputs`` and compare with ``reference`` (see ``reference_outputs``); ``on_op(done,
+    total)`` reports the executor's progress."""
     from orchestrator.mil.executor import Executor
 
     executor = Executor(program, precision)
-    outputs = executor.run(inputs).outputs
+    outputs = executor.run(inputs, on_op=on_op).outputs
     return Quality(compare(reference, outputs), seed=seed, precision=executor.precision, gate_db=gate_db)
 
 

@@ -26,10 +26,14 @@ def _header(report: Report, console: Console) -> None:
                   f"{text.when(run.started_at)} · git {text.git_rev(run.git_rev)}[/]")
 
 
+# Columns holding what users copy into --devices / --variants: never wrapped (the other columns wrap instead).
+_IDENTIFIERS = frozenset({"device", "profile", "component", "variant"})
+
+
 def _devices(report: Report) -> Table:
     table = Table(title="devices", title_justify="left")
     for col in ("device", "profile", "family", "backend", "memory limit", "note"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in _IDENTIFIERS)
     for d in report.run.devices:
         limit = text.mb(d.limit_mb) + ("†" if d.limit_unverified else "")
         note = "emulated: not device latency" if d.emulated else ""
@@ -37,22 +41,30 @@ def _devices(report: Report) -> Table:
     return table
 
 
+def _job_cell(device_key: str, emulated: bool, component: str, units: str, variant: str) -> str:
+    """Narrow terminals: device key, component and variant id stacked in one cell, each whole on its line."""
+    return f"{escape(device_key)}{' (emulated)' * emulated}\n  {component} ({units})\n  {variant}"
+
+
 def _qualification(report: Report, width: int) -> Table:
-    """Wide terminals get every column; narrow ones fold units into the variant and leave CV to the reasons."""
+    """Wide terminals get every column; narrow ones stack device, component and variant in one cell (each
+    identifier whole on its own line) and leave CV to the reasons."""
     wide = width >= 140
     table = Table(title="qualification (gating jobs; p50 / p90 latency, peak / allowed memory)", title_justify="left",
                   box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, pad_edge=wide,
                   padding=(0, 1, 0, 1) if wide else (0, 1, 0, 0))
-    columns = [("device", 9), ("component", 9), ("variant", 26 if wide else 12)] + (
-        [("units", 8)] if wide else []) + [("memory", 9), ("latency", 8), ("PSNR", 7)] + (
-        [("CV", 5)] if wide else []) + [("verdict", 8)]
-    for col, min_width in columns:
+    idents = ["device", "component", "variant", "units"] if wide else ["device / job"]
+    for col in idents:
+        table.add_column(col, no_wrap=True)
+    for col, min_width in [("memory", 9), ("latency", 8), ("PSNR", 7)] + ([("CV", 5)] if wide else []) + [
+            ("verdict", 8)]:
         table.add_column(col, min_width=None if wide else min_width, overflow="fold")
     for v in report.gating:
         style = _STATUS_STYLE[v.status]
-        variant = v.variant if wide else f"{v.variant} ({v.compute_units})"
-        cells = [escape(text.device_cell(v.device_key, v.emulated)), v.component, variant]
-        cells += [v.compute_units] if wide else []
+        if wide:
+            cells = [escape(text.device_cell(v.device_key, v.emulated)), v.component, v.variant, v.compute_units]
+        else:
+            cells = [_job_cell(v.device_key, v.emulated, v.component, v.compute_units, v.variant)]
         cells += [text.memory_cell(v), text.latency_cell(v), text.psnr_cell(v)]
         cells += [text.cv_cell(v)] if wide else []
         table.add_row(*cells, f"[{style}]{text.STATUS_WORD[v.status]}[/]")
@@ -74,19 +86,20 @@ def _regression(report: Report, width: int) -> Table:
                   padding=(0, 1, 0, 1) if wide else (0, 1, 0, 0))
     ci = f"change [{report.run.regression.confidence:.0%} CI]"
     columns = (["device", "component", "variant", "units", "metric", "baseline", "candidate", ci, "threshold",
-                "verdict"] if wide else ["device", "component", "variant", "metric", "baseline → candidate", ci,
-                                         "verdict"])
+                "verdict"] if wide else ["device / job", "metric", "baseline → candidate", ci, "verdict"])
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col in _IDENTIFIERS or col == "device / job")
     for c in _flagged(report):
         style = _CLASS_STYLE[c.classification]
         verdict = f"[{style}]{c.classification}[/]" if style else c.classification
         before, after = text.value_text(c, c.baseline), text.value_text(c, c.candidate)
         if wide:
-            cells = [c.variant, c.compute_units, c.metric, before, after, text.change_text(c), text.threshold_text(c)]
+            cells = [escape(c.device_key), c.component, c.variant, c.compute_units, c.metric, before, after,
+                     text.change_text(c), text.threshold_text(c)]
         else:
-            cells = [f"{c.variant} ({c.compute_units})", c.metric, f"{before} → {after}", text.change_text(c)]
-        table.add_row(escape(c.device_key), c.component, *cells, verdict)
+            cells = [_job_cell(c.device_key, False, c.component, c.compute_units, c.variant), c.metric,
+                     f"{before} → {after}", text.change_text(c)]
+        table.add_row(*cells, verdict)
     return table
 
 

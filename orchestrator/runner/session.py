@@ -49,6 +49,8 @@ class RunUI(ProgressSink, Protocol):
 
     def build_event(self, event: Any) -> None: ...
 
+    def check_event(self, event: Any) -> None: ...
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -87,8 +89,10 @@ def environment(spec: ReleaseSpec) -> dict[str, Any]:
             "spec_git_rev": spec_git_rev(spec.path)}
 
 
-def prepare_artifacts(spec: ReleaseSpec, settings: Settings, ui: RunUI) -> dict[tuple[str, str], Any]:
-    """Build what is missing (cached) and analyse what has no analysis/quality yet; entries by key."""
+def prepare_artifacts(spec: ReleaseSpec, settings: Settings, ui: RunUI, *,
+                      psnr: bool = True) -> dict[tuple[str, str], Any]:
+    """Build what is missing (cached) and analyse what has no analysis (and, with ``psnr``, no quality) yet;
+    entries by key. Each artifact is analysed once: its manifest keeps the result."""
     from orchestrator.build.builder import build_spec
     from orchestrator.build.store import ArtifactStore
     from orchestrator.mil.check import check_spec
@@ -96,9 +100,10 @@ def prepare_artifacts(spec: ReleaseSpec, settings: Settings, ui: RunUI) -> dict[
     store = ArtifactStore(settings.artifacts_dir)
     ui.stage("build")
     entries = build_spec(spec, store, progress=ui.build_event)
-    if any("analysis" not in e.manifest or "quality" not in e.manifest for e in entries):
+    if any("analysis" not in e.manifest or (psnr and "quality" not in e.manifest) for e in entries):
         ui.stage("analyze")
-        check_spec(spec, store, spec_dir=spec.path.parent if spec.path else None)
+        check_spec(spec, store, spec_dir=spec.path.parent if spec.path else None, psnr=psnr,
+                   progress=ui.check_event)
     return {(e.component, e.variant): store.get(spec.name, e.component, e.variant) for e in entries}
 
 
