@@ -146,7 +146,8 @@ def _check(entry: ArtifactEntry, store: ArtifactStore, references: References, c
         program = load(entry.path)
         analysis = analyze_program(program)
         inputs, reference = references.get(entry.component, component_spec)
-        quality = evaluate(program, reference, inputs, seed=references.seed, gate_db=gate_db)
+        quality = evaluate(program, reference, inputs, seed=references.seed, gate_db=gate_db,
+                           label=references.source.reference_label)
     except ArtifactError as exc:
         return result(error=exc.message)
     store.update_manifest(entry, "analysis", analysis.to_dict())
