@@ -48,10 +48,10 @@ class WeightScheme:
     name: str
     kind: Literal["none", "linear", "palette"]
     bits: int
-    granularity: Literal["none", "per_tensor", "per_channel", "per_grouped_channel"]
+    granularity: Literal["none", "per_tensor", "per_channel", "per_grouped_channel", "per_block"]
     loads_on: OsFloor
     saves_memory_on: OsFloor
-    group_size: int | None = None
+    group_size: int | None = None  # channels per LUT (grouped palettes) or weights per scale (per-block linear)
     description: str = ""
 
     def min_os(self, os_name: str) -> int:
@@ -66,7 +66,7 @@ class WeightScheme:
         """Higher is less lossy. Grouped 4-bit sits between per-tensor 4- and 6-bit (finer LUTs)."""
         if self.kind == "none":
             return 16.0
-        return self.bits + (0.5 if self.granularity == "per_grouped_channel" else 0.0)
+        return self.bits + (0.5 if self.granularity in ("per_grouped_channel", "per_block") else 0.0)
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,8 @@ WEIGHTS: Registry[WeightScheme] = Registry("weights", [
                  description="4-bit k-means palette, one LUT per tensor"),
     WeightScheme("palette4-g16", "palette", 4, "per_grouped_channel", _GROUPED, _GROUPED, group_size=16,
                  description="4-bit k-means palette, one LUT per group of 16 output channels"),
+    WeightScheme("int4-b32", "linear", 4, "per_block", _GROUPED, _GROUPED, group_size=32,
+                 description="4-bit linear quantization, one scale per block of 32 input weights (iOS 18 opset)"),
 ])
 
 ATTENTION: Registry[AttentionImpl] = Registry("attention", [

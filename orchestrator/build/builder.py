@@ -22,7 +22,7 @@ from orchestrator.build.keys import RECIPE, BuildKey, tool_versions
 from orchestrator.build.store import ArtifactEntry, ArtifactStore, Lookup
 from orchestrator.build.targets import DeploymentTarget, deployment_target
 from orchestrator.errors import UsageError
-from orchestrator.models import COMPONENTS, ModelSource, load_source
+from orchestrator.models import ModelSource, load_source
 from orchestrator.spec.model import ReleaseSpec
 from orchestrator.variants import Variant
 
@@ -94,7 +94,7 @@ def build_key(spec: ReleaseSpec, source: ModelSource, component: str, variant: V
         "source": {"id": source.id, "identity": source.cache_identity(component)},
         "component": component,
         "inputs": [{"name": n, "shape": list(inputs[n].shape), "dtype": inputs[n].dtype}
-                   for n in COMPONENTS[component].input_names],
+                   for n in source.input_names(component)],
         "variant": variant.id,
         "target": target.name,
         "compression": COMPRESSIONS[variant.weights].key(settings),

@@ -9,6 +9,8 @@ variants of one conversion come from the same program.
                   -> constexpr_affine_dequantize (iOS 16/17 opset) or constexpr_blockwise_shift_scale (iOS 18)
     paletteN      k-means palette of 2**N fp16 values per tensor -> constexpr_lut_to_dense (N-bit indices)
     palette4-g16  one 16-entry palette per group of 16 output channels (iOS 18 opset)
+    int4-b32      linear symmetric int4, one scale per block of 32 weights along the input axis
+                  -> constexpr_blockwise_shift_scale (iOS 18 opset)
 
 Palettes use a pluggable k-means: "fast" (default: ``orchestrator.build.coreml_palettize.palettize_model``,
 the exact palettizer, same ops, never a worse MSE, bench/palettize.py) or "coremltools" (its own).
@@ -68,8 +70,12 @@ def _uncompressed(model: Any, scheme: WeightScheme, settings: CompressionSetting
 def _linear(model: Any, scheme: WeightScheme, settings: CompressionSettings) -> Any:
     from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig, linear_quantize_weights
 
-    config = OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel",
-                                     weight_threshold=settings.weight_threshold)
+    if scheme.granularity == "per_block":
+        config = OpLinearQuantizerConfig(mode="linear_symmetric", dtype=f"int{scheme.bits}", granularity="per_block",
+                                         block_size=scheme.group_size or 32, weight_threshold=settings.weight_threshold)
+    else:
+        config = OpLinearQuantizerConfig(mode="linear_symmetric", dtype=f"int{scheme.bits}",
+                                         granularity="per_channel", weight_threshold=settings.weight_threshold)
     return linear_quantize_weights(model, OptimizationConfig(global_config=config))
 
 

@@ -12,6 +12,7 @@ import gc
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from orchestrator.build.builder import BuildEvent, BuildItem, Stage
@@ -66,6 +67,13 @@ class GroupBuilder:
     def _conversions(self, component: str, attention: str,
                      items: list[BuildItem]) -> Iterator[tuple[ExportStats, list[BuildItem], Converted]]:
         """One export, then one conversion per (precision, target) with the items derived from it."""
+        try:
+            prebuilt = self.source.prebuilt(component)
+        except SourceProblem as exc:
+            raise BuildError(f"cannot import {component}: {exc.message}", fix=exc.fix) from exc
+        if prebuilt is not None:
+            yield from self._imports(component, prebuilt, items)
+            return
         spec = self.spec.model.components[component]
         exported = export_component(self.source, component, spec, attention, seed=self.spec.measure.seed)
         stats = ExportStats(exported.exporter, exported.seconds, len(items))
@@ -76,6 +84,17 @@ class GroupBuilder:
             if n == len(bases) - 1:
                 del exported  # its fp32 torch weights (3.4 GB for SD-1.5) are not needed to compress
             _release_program(converted)
+            yield stats, sub, converted
+
+    def _imports(self, component: str, package: Path,
+                 items: list[BuildItem]) -> Iterator[tuple[ExportStats, list[BuildItem], Converted]]:
+        """A prebuilt package: imported once per deployment target its variants need, nothing exported."""
+        from orchestrator.build.imported import import_package
+
+        stats = ExportStats("import", 0.0, len(items))
+        for sub in _by_base(items):
+            self._stage(sub, "convert", "import")
+            converted = import_package(package, component, sub[0].variant.precision, sub[0].target)
             yield stats, sub, converted
 
     def _finish(self, item: BuildItem, exported: ExportStats, converted: Converted, sub: int) -> ArtifactEntry:
@@ -98,6 +117,7 @@ class GroupBuilder:
                       "save": time.perf_counter() - start}
             manifest = self._manifest(item, facts, stages, exporter=exported.exporter,
                                       shared={"export": exported.artifacts, "convert": sub})
+            manifest["min_deployment_target"] = converted.target.to_json()
             entry = self.store.put(package, spec_name=self.spec.name, component=item.component,
                                    variant=item.variant.id, key=item.key, manifest=manifest)
         # a rebuild of a damaged artifact is announced, never silent: its figures may differ from the lost ones

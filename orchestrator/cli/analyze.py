@@ -30,13 +30,14 @@ def _is_spec(target: str) -> bool:
 @click.argument("target", metavar="ARTIFACT|SPEC")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Input seed for PSNR of a single artifact (a SPEC uses its measure.seed).")
-@click.option("--min-psnr", "gate_db", type=float, default=35.0, show_default=True,
-              help="PSNR gate in dB for a single artifact (a SPEC uses its gates.min_psnr_db).")
+@click.option("--min-psnr", "gate_db", type=float, default=None,
+              help="PSNR gate in dB for a single artifact [default: 35 for stored artifacts] (a SPEC uses its "
+                   "gates.min_psnr_db). Exit 2 when it cannot be evaluated (no reference for the artifact).")
 @click.option("--top", type=int, default=5, show_default=True, help="Tensors listed at the activation peak.")
 @json_option
 @pass_app
 @returns_exit_code
-def analyze(app: App, target: str, seed: int, gate_db: float, top: int, as_json: bool) -> int:
+def analyze(app: App, target: str, seed: int, gate_db: float | None, top: int, as_json: bool) -> int:
     """Weights, FLOPs, peak activation memory and PSNR of an artifact (.mlpackage or id) or of a spec's builds."""
     from orchestrator.build.store import ArtifactStore
     from orchestrator.mil.check import check_entry, check_package, check_spec, find_artifact
@@ -52,12 +53,21 @@ def analyze(app: App, target: str, seed: int, gate_db: float, top: int, as_json:
     else:
         entry = find_artifact(store, target)
         with RunProgress(app.err, quiet=as_json) as ui:
-            checks = [check_entry(entry, store, seed=seed, gate_db=gate_db, progress=ui.check_event) if entry
-                      else check_package(Path(target))]
-    data = {"artifacts": [c.to_dict(top) for c in checks],
-            "passed": all(c.quality.passed is not False for c in checks if c.quality)}
+            checks = [check_entry(entry, store, seed=seed, gate_db=35.0 if gate_db is None else gate_db,
+                                  progress=ui.check_event) if entry else check_package(Path(target))]
+    # A gate asked for on an artifact without a reference cannot pass or fail: say so, never "passed".
+    unevaluated = [c for c in checks if gate_db is not None and c.quality is None and c.error is None]
+    data: dict[str, Any] = {"artifacts": [c.to_dict(top) for c in checks],
+                            "passed": None if unevaluated else all(c.quality.passed is not False
+                                                                   for c in checks if c.quality)}
+    if unevaluated:
+        data["gate"] = {"min_psnr_db": gate_db, "evaluated": False, "reason": unevaluated[0].note}
     app.emit(as_json, data, lambda console: _render_checks(console, checks, top))
     if any(c.error for c in checks):
+        return EXIT_INPUT
+    if unevaluated:
+        app.err.print(f"[red]error:[/] the --min-psnr {gate_db:g} dB gate could not be evaluated for "
+                      f"{unevaluated[0].path}: {unevaluated[0].note}")
         return EXIT_INPUT
     return 0 if data["passed"] else EXIT_FAILED
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import ArtifactError
-from orchestrator.mil.flops import op_flops, workspace_elements
+from orchestrator.mil.flops import op_flops, workspace_elements, workspace_shape
 from orchestrator.mil.program import Op, Program, TensorType, held_dtype, is_exact_fp32, resolve_precision
 
 
@@ -182,8 +182,8 @@ def liveness(program: Program, precision: str) -> tuple[int, int | None, list[Li
              for n, (start, end, dtype, producer) in spans.items() if start <= best_step <= end]
     if best_step >= 0 and work[best_step]:
         op = ops[best_step]
-        alive.append(LiveTensor(f"{op.name}:scores", (), _work_dtype(op, program, precision), work[best_step],
-                                "workspace"))
+        alive.append(LiveTensor(f"{op.name}:scores", workspace_shape(op, program.types) or (),
+                                _work_dtype(op, program, precision), work[best_step], "workspace"))
     return max(best, 0), (best_step if best_step >= 0 else None), alive
 
 

@@ -197,7 +197,8 @@ def _quality(entry: ArtifactEntry, store: ArtifactStore, references: References,
     program = load(entry.path)
     inputs, reference = references.get(entry.component, component_spec)
     on_op = (lambda done, total: progress(CheckEvent(name, "psnr", done, total))) if progress else None
-    quality = evaluate(program, reference, inputs, seed=references.seed, gate_db=gate_db, on_op=on_op)
+    quality = evaluate(program, reference, inputs, seed=references.seed, gate_db=gate_db, on_op=on_op,
+                       label=references.source.reference_label)
     store.update_manifest(entry, "quality", quality.to_dict())
     if progress:
         progress(CheckEvent(name, "psnr-done", seconds=time.perf_counter() - start))

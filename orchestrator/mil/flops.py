@@ -109,11 +109,17 @@ def op_flops(op: Op, types: Types, constants: Mapping[str, object] | None = None
     return 0
 
 
-def workspace_elements(op: Op, types: Types) -> int:
-    """Elements of the temporary a fused op materialises (the [.., L, S] attention scores), else 0."""
+def workspace_shape(op: Op, types: Types) -> tuple[int, ...] | None:
+    """Shape of the temporary a fused op materialises (the [.., L, S] attention scores), else None."""
     if op.type != "scaled_dot_product_attention":
-        return 0
+        return None
     q, k = _shape(types, op, "query"), _shape(types, op, "key")
     if q is None or k is None:
-        return 0
-    return prod(_broadcast(q[:-2], k[:-2])) * q[-2] * k[-2]
+        return None
+    return (*_broadcast(q[:-2], k[:-2]), q[-2], k[-2])
+
+
+def workspace_elements(op: Op, types: Types) -> int:
+    """Elements of ``workspace_shape`` (0 when the op materialises none)."""
+    shape = workspace_shape(op, types)
+    return 0 if shape is None else prod(shape)

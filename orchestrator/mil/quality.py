@@ -85,25 +85,21 @@ def compare(reference: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarra
 
 
 def reference_outputs(source: ModelSource, component: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The fp32 PyTorch outputs of ``component`` (original attention) on ``inputs``, keyed by output name."""
-    import torch
-
-    module = source.module(component, attention="original")
-    with torch.inference_mode():
-        result = module(**{k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()})
-    return {name: t.detach().float().numpy() for name, t in zip(source.output_names(component), result, strict=True)}
+    """The source's reference outputs of ``component`` on ``inputs`` (fp32 PyTorch, or a prebuilt package's own)."""
+    return source.reference(component, inputs)
 
 
 def evaluate(program: Program, reference: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray], *, seed: int,
-             gate_db: float | None = None, precision: str | None = "auto",
+             gate_db: float | None = None, precision: str | None = "auto", label: str = "pytorch-fp32",
              on_op: Callable[[int, int], None] | None = None) -> Quality:
-    """Run ``program`` on ``inputs`` and compare with ``reference`` (see ``reference_outputs``); ``on_op(done,
-    total)`` reports the executor's progress."""
+    """Run ``program`` on ``inputs`` and compare with ``reference`` (see ``reference_outputs``); ``label`` names
+    what the reference is; ``on_op(done, total)`` reports the executor's progress."""
     from orchestrator.mil.executor import Executor
 
     executor = Executor(program, precision)
     outputs = executor.run(inputs, on_op=on_op).outputs
-    return Quality(compare(reference, outputs), seed=seed, precision=executor.precision, gate_db=gate_db)
+    return Quality(compare(reference, outputs), seed=seed, precision=executor.precision, gate_db=gate_db,
+                   reference=label)
 
 
 def evaluate_component(program: Program, source: ModelSource, component: str, component_spec: ComponentSpec, *,

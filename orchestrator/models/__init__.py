@@ -13,7 +13,7 @@ built. Importing it also registers the model check in ``orchestrator.spec.loader
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from orchestrator.errors import Problem, SpecError
@@ -23,17 +23,22 @@ from orchestrator.models.components import COMPONENTS, ComponentFacts, Component
 from orchestrator.models.configs import BUILTINS
 from orchestrator.models.folder import FolderSource
 from orchestrator.models.hub import HubOptions, HubSource, parse_hub
+from orchestrator.models.package import PackageSource, open_package_source
+from orchestrator.models.package_spec import resolve
 from orchestrator.models.source import InputPlan, ModelSource, SourceProblem
-from orchestrator.spec.loader import SPEC_CHECKS
-from orchestrator.spec.model import ModelSpec
+from orchestrator.spec.loader import SPEC_CHECKS, SPEC_RESOLVERS
+from orchestrator.spec.model import ModelSpec, ReleaseSpec
 
 __all__ = ["BUILTINS", "COMPONENTS", "BuiltinSource", "ComponentFacts", "ComponentKind", "FolderSource",
-           "HubOptions", "HubSource", "InputPlan", "ModelSource", "SourceProblem", "load_source", "open_source"]
+           "HubOptions", "HubSource", "InputPlan", "ModelSource", "PackageSource", "SourceProblem", "load_source",
+           "open_source"]
 
 
-def open_source(text: str, *, relative_to: Path | None = None,
-                env: Mapping[str, str] | None = None) -> ModelSource:
-    """Parse a ``model.source`` string; raise SourceProblem (message + fix) when it cannot be used."""
+def open_source(text: str, *, relative_to: Path | None = None, env: Mapping[str, str] | None = None,
+                components: Sequence[str] = ()) -> ModelSource:
+    """Parse a ``model.source`` string; raise SourceProblem (message + fix) when it cannot be used.
+
+    ``components`` (the spec's component names) names the component of a single ``.mlpackage``."""
     if text.startswith("builtin:"):
         return BuiltinSource.named(text.removeprefix("builtin:"))
     if text.startswith("hf://"):
@@ -45,10 +50,13 @@ def open_source(text: str, *, relative_to: Path | None = None,
     path = Path(text).expanduser()
     if not path.is_absolute() and relative_to is not None:
         path = relative_to / path
+    package = open_package_source(path.resolve(), components)
+    if package is not None:
+        return package
     if not path.is_dir():
         raise SourceProblem(f"{text!r} is neither a built-in model, a Hub repo nor an existing folder ({path})",
                             f"use one of {', '.join('builtin:' + n for n in BUILTINS)}, hf://ORG/REPO@REVISION, "
-                            "or the path of a diffusers pipeline folder")
+                            "the path of a diffusers pipeline folder, a .mlpackage or a folder of .mlpackage files")
     return FolderSource(path.resolve())
 
 
@@ -60,11 +68,20 @@ def load_source(model: ModelSpec | str, *, relative_to: Path | None = None, file
     ``model.source`` (in ``file``) when the source cannot be opened.
     """
     text = model if isinstance(model, str) else model.source
+    names = () if isinstance(model, str) else tuple(model.components)
     try:
-        return open_source(text, relative_to=relative_to, env=env)
+        return open_source(text, relative_to=relative_to, env=env, components=names)
     except SourceProblem as exc:
         raise SpecError([Problem(file or "release spec", "model.source", exc.message, exc.fix)]) from None
 
 
+def resolve_model(spec: ReleaseSpec, file: str) -> ReleaseSpec:
+    """SPEC_RESOLVERS entry: a spec over prebuilt packages gets its components' inputs from the packages."""
+    source = open_source(spec.model.source, relative_to=Path(file).parent, components=tuple(spec.model.components))
+    return resolve(spec, source) if isinstance(source, PackageSource) else spec
+
+
 if check_model not in SPEC_CHECKS:
     SPEC_CHECKS.append(check_model)
+if resolve_model not in SPEC_RESOLVERS:
+    SPEC_RESOLVERS.append(resolve_model)

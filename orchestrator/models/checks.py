@@ -113,11 +113,20 @@ def check_component(source: ModelSource, name: str, spec: ComponentSpec) -> list
 def check_model(spec: ReleaseSpec, file: str) -> list[Problem]:
     """SPEC_CHECKS entry: the model source opens, and every component and input fits it."""
     from orchestrator.models import open_source
+    from orchestrator.models.package import PackageSource
+    from orchestrator.models.package_spec import package_problems
 
     try:
-        source = open_source(spec.model.source, relative_to=Path(file).parent)
+        source = open_source(spec.model.source, relative_to=Path(file).parent,
+                             components=tuple(spec.model.components))
     except SourceProblem as exc:
         return [Problem(file, "model.source", exc.message, exc.fix)]
+    if isinstance(source, PackageSource):
+        return package_problems(spec, source, file)
+    if not spec.model.components:
+        return [Problem(file, "model.components", f"{source.id} needs its components and their input shapes",
+                        f"list some of: {', '.join(source.components())}, each with "
+                        "inputs: {NAME: {shape: [...]}}")]
     problems = []
     for name, component in spec.model.components.items():
         base = f"model.components.{name}"

@@ -16,6 +16,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,6 +63,8 @@ class ModelSource(ABC):
 
     id: str
     revision: str
+    # What ``reference`` compares against, recorded in each artifact's quality section.
+    reference_label = "pytorch-fp32"
 
     @abstractmethod
     def components(self) -> tuple[str, ...]:
@@ -98,13 +101,27 @@ class ModelSource(ABC):
         apply_attention(model, attention)
         return wrap(component, model)
 
+    def prebuilt(self, component: str) -> Path | None:
+        """The Core ML package this component is imported from instead of being converted (None: convert)."""
+        return None
+
+    def reference(self, component: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Reference outputs on ``inputs``, keyed by output name: the fp32 PyTorch module, original attention."""
+        import torch
+
+        module = self.module(component, attention="original")
+        with torch.inference_mode():
+            result = module(**{k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()})
+        return {name: t.detach().float().numpy() for name, t in zip(self.output_names(component), result, strict=True)}
+
     def input_plan(self, component: str, component_spec: ComponentSpec, seed: int) -> list[InputPlan]:
-        """Input k (in the spec's order) gets seed + k; int inputs draw below the vocab size / timestep count."""
+        """Input k (in the spec's order) gets seed + k; int inputs draw below the spec's ``high``, else the
+        vocab size / timestep count."""
         facts = self.facts(component)
         plans = []
         for k, (name, tensor) in enumerate(component_spec.inputs.items()):
-            high = None
-            if tensor.dtype == "int32" and facts is not None:
+            high = tensor.high
+            if tensor.dtype == "int32" and facts is not None and high is None:
                 high = facts.vocab_size if name == "input_ids" else facts.num_train_timesteps
             plans.append(InputPlan(name, tuple(tensor.shape), tensor.dtype, seed + k, high))
         return plans

@@ -57,7 +57,8 @@ class OsRequirement:
             return None
         scheme = WEIGHTS[ctx.variant.weights]
         what = {"per_grouped_channel": "grouped palettes", "per_tensor": "palettized weights",
-                "per_channel": "int8 weights"}.get(scheme.granularity, "ML Programs")
+                "per_channel": "int8 weights", "per_block": "block-wise int4 weights"}.get(scheme.granularity,
+                                                                                           "ML Programs")
         label = _os_label(ctx.os_name)
         return f"needs {label} {need} for {what}; this device runs at most {label} {ctx.os_major}"
 

@@ -67,6 +67,9 @@ def _digest(data: Any) -> str:
 # Checks contributed by other stages (e.g. the model source validating component names and shapes).
 # Each takes the spec and a file name and returns problems; registered at import time by those stages.
 SPEC_CHECKS: list[Callable[[ReleaseSpec, str], list[Problem]]] = []
+# Run after every check passed: each returns the spec completed from what only its stage knows (e.g. the
+# inputs a prebuilt Core ML package declares). Same registration as SPEC_CHECKS.
+SPEC_RESOLVERS: list[Callable[[ReleaseSpec, str], ReleaseSpec]] = []
 
 
 def check_devices(spec: ReleaseSpec, catalog: Catalog | None, file: str) -> list[Problem]:
@@ -121,4 +124,7 @@ def load_spec(path: Path, *, catalog: Catalog | None = None, run_checks: bool = 
                 problems += check(spec, name)
     if problems or spec is None:
         raise SpecError(problems)
+    if run_checks:
+        for resolver in SPEC_RESOLVERS:
+            spec = resolver(spec, name)
     return dataclasses.replace(spec, path=path.resolve(), digest=_digest(data))

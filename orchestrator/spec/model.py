@@ -2,7 +2,8 @@
 
     name: tiny-sd
     model:
-      source: builtin:tiny-sd          # or hf://org/repo@revision, or a local diffusers folder
+      source: builtin:tiny-sd          # or hf://org/repo@revision, a diffusers folder, Model.mlpackage, a folder
+                                       # of .mlpackage files
       components:
         unet:
           inputs:
@@ -35,6 +36,10 @@ class TensorSpec:
     shape: tuple[int, ...] = field(metadata={"gt": 0, "le": 1048576, "min_len": 1,  # the job schema's bound
                                              "help": "fixed input shape, e.g. [2, 4, 64, 64]"})
     dtype: DType = "float32"
+    # Integer inputs (token ids, class labels): seeded values are drawn from [0, high). Without it the model's
+    # vocabulary / timestep count is used where the source knows it.
+    high: int | None = field(default=None, metadata={"gt": 0, "help": "int32 inputs: values are drawn from "
+                                                                       "[0, high), e.g. the vocabulary size"})
 
     @property
     def elements(self) -> int:
@@ -46,13 +51,18 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class ComponentSpec:
-    inputs: dict[str, TensorSpec] = field(metadata={"min_len": 1, "help": "input name -> {shape, dtype}"})
+    """One component's inputs. For a prebuilt ``.mlpackage`` the package describes its own inputs: the spec may
+    leave them out, or give fixed shapes where the package's are flexible."""
+
+    inputs: dict[str, TensorSpec] = field(default_factory=dict, metadata={"help": "input name -> {shape, dtype}"})
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    source: str = field(metadata={"min_len": 1, "help": "builtin:NAME, hf://org/repo@revision or a local folder"})
-    components: dict[str, ComponentSpec] = field(metadata={"min_len": 1, "help": "component name -> inputs"})
+    source: str = field(metadata={"min_len": 1, "help": "builtin:NAME, hf://org/repo@revision, a local diffusers "
+                                                        "folder, a .mlpackage or a folder of .mlpackage files"})
+    components: dict[str, ComponentSpec] = field(default_factory=dict, metadata={
+        "help": "component name -> inputs (optional for .mlpackage sources: read from the package)"})
 
 
 @dataclass(frozen=True)

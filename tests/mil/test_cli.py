@@ -86,3 +86,13 @@ def test_analyze_spec_without_builds_says_to_build(mlfarm, repo):
     result = mlfarm("analyze", repo / "examples" / "tiny-sd.yaml")
     assert result.exit_code == 2
     assert "no built artifacts of tiny-sd" in result.err and "mlfarm build" in result.err
+
+
+def test_a_psnr_gate_without_a_reference_is_not_evaluated_not_passed(mlfarm, small_package):
+    result = mlfarm("analyze", small_package, "--min-psnr", "40", "--json")
+    assert result.exit_code == 2
+    data = result.json()
+    assert data["passed"] is None and data["gate"] == {"min_psnr_db": 40.0, "evaluated": False,
+                                                       "reason": data["artifacts"][0]["note"]}
+    assert "could not be evaluated" in result.err and "no PyTorch reference" in result.err
+    assert mlfarm("analyze", small_package, "--json").exit_code == 0  # no gate asked: analysis only

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from coremltools.converters.mil import Builder as mb
 
 from orchestrator.mil import Executor
+from orchestrator.mil.analysis import analyze_program
 from tests.mil.programs import build, close, rand, run, run1, t
 
 
@@ -47,6 +48,8 @@ def test_scaled_dot_product_attention_matches_torch_and_declares_its_scores():
     scores = 2 * 3 * 7 * 5 * 4
     inputs = (q.size + k.size + v.size) * 4
     assert result.peak_live_bytes == inputs + 2 * 3 * 7 * 6 * 4 + scores
+    workspace = [x for x in analyze_program(program, "fp32").alive_at_peak if x.producer == "workspace"]
+    assert [(x.shape, x.bytes) for x in workspace] == [((2, 3, 7, 5), scores)]  # the [.., L, S] scores, not []
 
 
 @pytest.mark.parametrize(("pad_type", "pad", "strides", "dilations", "groups"), [

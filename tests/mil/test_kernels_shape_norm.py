@@ -73,6 +73,18 @@ def test_gather_variants_and_out_of_range_indices():
         run(table, {"i": np.array([[1, 2, 12, 3]], np.int32)})
 
 
+def test_gather_with_a_scalar_index():
+    x = rand(5, 3)
+    vector = rand(7)
+    got = run(build(lambda a, v: [mb.gather(x=a, indices=np.int32(2), axis=0),
+                                  mb.gather(x=a, indices=np.int32(-1), axis=1),
+                                  mb.gather(x=v, indices=np.int32(4), axis=0)],
+                    {"a": x.shape, "v": vector.shape}, opset="iOS16"), {"a": x, "v": vector})
+    for g, w in zip(got, [x[2], x[:, -1], vector[4]], strict=True):
+        assert np.shape(g) == np.shape(w)
+        close(g, w)
+
+
 def test_one_hot_topk_argsort_cumsum_band_part():
     x = rand(3, 6)
     got = run(build(lambda a: [

@@ -35,7 +35,8 @@ def gather(c: OpCall) -> torch.Tensor:
     idx = checked_indices(indices, x.shape[axis], f"gather '{c.op.name}'")
     if batch_dims == 0:
         out = x.index_select(axis, idx.reshape(-1))
-        return out.reshape(*x.shape[:axis], *idx.shape, *x.shape[axis + 1:])
+        # A tuple, not *args: a scalar index into a 1-D tensor gives a 0-D result, and reshape() needs a shape.
+        return out.reshape((*x.shape[:axis], *idx.shape, *x.shape[axis + 1:]))
     # tf.gather-style batch_dims: x and indices share their first ``batch_dims`` dimensions.
     lead = x.shape[:batch_dims]
     xs = x.reshape(-1, *x.shape[batch_dims:])
