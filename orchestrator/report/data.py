@@ -74,6 +74,8 @@ class JobData:
     artifact_psnr_db: float | None = None  # the build-time PSNR from the artifact manifest, when known
     runtime: str | None = None  # what executed the model: "coreml", or "mil-executor" (mlfarm's, on Linux)
     thermal: str | None = None  # the device's thermal state after the job (nominal ... critical)
+    # metric -> the launch each value of ``metrics[metric]`` was taken in (same order); absent: all launch 0
+    launch_ids: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -81,6 +83,15 @@ class JobData:
 
     def values(self, metric: str) -> tuple[float, ...]:
         return self.metrics.get(metric, ())
+
+    def launches(self, metric: str) -> tuple[tuple[float, ...], ...]:
+        """The values of ``metric`` grouped by launch, in launch order (one group for v1 data)."""
+        values = self.values(metric)
+        ids = self.launch_ids.get(metric) or (0,) * len(values)
+        groups: dict[int, list[float]] = {}
+        for launch, v in zip(ids, values, strict=True):
+            groups.setdefault(launch, []).append(v)
+        return tuple(tuple(groups[k]) for k in sorted(groups))
 
     def value(self, metric: str) -> float | None:
         vals = self.metrics.get(metric)
@@ -213,8 +224,10 @@ def _jobs(store: ResultsStore, run_id: str, events: list[EventData]) -> tuple[Jo
     out = []
     for job, measurements in store.run_measurements(run_id):
         metrics: dict[str, list[float]] = {}
+        launch_ids: dict[str, list[int]] = {}
         for m in sorted(measurements, key=lambda m: (m.metric, m.idx)):
             metrics.setdefault(m.metric, []).append(m.value)
+            launch_ids.setdefault(m.metric, []).append(m.launch)
         out.append(JobData(
             id=job.id, device_key=job.device_key, component=job.component, variant=job.variant,
             compute_units=job.compute_units, status=job.status, predicted_peak_mb=job.predicted_peak_mb,
@@ -222,6 +235,7 @@ def _jobs(store: ResultsStore, run_id: str, events: list[EventData]) -> tuple[Jo
             events=tuple(by_job.get(job.id, ())), artifact_psnr_db=_artifact_psnr(store, job, psnr_cache),
             runtime=_result_field(job, "harness", "runtime"),
             thermal=_result_field(job, "device", "thermal_state_after"),
+            launch_ids={k: tuple(v) for k, v in launch_ids.items()},
         ))
     return tuple(out)
 
