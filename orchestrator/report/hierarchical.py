@@ -10,7 +10,9 @@ were hundreds of launches, and a slow launch then reads as a regression. Here on
        so every launch weighs the same, whatever its length).
 
 and the statistic is the median of the pooled draws. The ratio of a candidate's and a baseline's resampled
-medians gives a percentile interval whose width reflects the variance between launches as well as within.
+medians gives a percentile interval whose width reflects the variance between launches as well as within;
+its log spread is scaled by sqrt(L / (L - 1)) (L: the fewer launches of the two sides), the small-sample
+correction of a variance estimated from L clusters.
 
     ratio, low, high = hierarchical_ratio(cand_launches, base_launches, resamples=2000, confidence=0.95,
                                           seed=[0, 1234])
@@ -56,7 +58,14 @@ def hierarchical_ratio(candidate: Launches, baseline: Launches, *, resamples: in
                        seed: int | Sequence[int]) -> tuple[float, float, float]:
     """(pooled median(candidate) / pooled median(baseline), low, high): a two-stage percentile interval."""
     rng = np.random.default_rng(seed)
-    ratios = hierarchical_medians(candidate, resamples, rng) / hierarchical_medians(baseline, resamples, rng)
+    point = pooled_median(candidate) / pooled_median(baseline)
+    logs = np.log(hierarchical_medians(candidate, resamples, rng) / hierarchical_medians(baseline, resamples, rng))
+    # Resampling L launches with replacement understates their variance by (L - 1) / L (the plug-in variance);
+    # with the 3-5 launches a run has, that matters: spread the resampled log ratios back around the point.
+    n = min(sum(1 for x in candidate if len(x)), sum(1 for x in baseline if len(x)))
+    if n > 1:
+        centre = float(np.median(logs))
+        logs = centre + (logs - centre) * np.sqrt(n / (n - 1))
     alpha = (1.0 - confidence) / 2
-    low, high = np.quantile(ratios, [alpha, 1 - alpha])
-    return pooled_median(candidate) / pooled_median(baseline), float(low), float(high)
+    low, high = np.exp(np.quantile(logs, [alpha, 1 - alpha]))
+    return point, float(low), float(high)
