@@ -57,7 +57,7 @@ def _p_value(y: np.ndarray, observed: float, min_size: int, permutations: int, r
     return (hits + 1) / (permutations + 1)
 
 
-def e_divisive(values: Sequence[float], *, min_size: int = 2, significance: float = 0.01, permutations: int = 199,
+def e_divisive(values: Sequence[float], *, min_size: int = 2, significance: float = 0.05, permutations: int = 199,
                seed: int | Sequence[int] = 0) -> tuple[int, ...]:
     """Indices where a new segment starts (sorted); () for a series without a significant change."""
     if min_size < 2:
