@@ -8,7 +8,7 @@ For a split of a segment ``y`` (length n) into ``A = y[:t]`` and ``B = y[t:]``, 
 large when the two sides differ in location (any distribution change, in fact), near 0 when they do not. The
 best split of each segment is found; the largest over all segments is tested by permutation (the segment's
 values shuffled, the best Q recomputed, ``permutations`` times, seeded): its p-value is the share of shuffles
-that did as well. Below ``significance`` it is a change point, the segment splits, and the search repeats on
+that did as well. Below ``significance`` (divided by the number of segments searched) it is a change point, the segment splits, and the search repeats on
 every segment until the best candidate is no longer significant.
 
 Pairwise sums use 2D prefix sums of the distance matrix, so one segment's every split costs O(n^2).
@@ -75,6 +75,8 @@ def e_divisive(values: Sequence[float], *, min_size: int = 2, significance: floa
         if best is None or best[0] <= 0:
             return tuple(sorted(cuts))
         q, start, stop, split = best
-        if _p_value(x[start:stop], q, min_size, permutations, rng) >= significance:
+        # the candidate is the best of len(bounds) - 1 segments: Bonferroni over them, so a series with k real
+        # steps does not collect a false one in one of its k + 1 quiet segments 5% of the time each
+        if _p_value(x[start:stop], q, min_size, permutations, rng) >= significance / (len(bounds) - 1):
             return tuple(sorted(cuts))
         cuts.append(split)
