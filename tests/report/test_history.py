@@ -8,6 +8,7 @@ import pytest
 from orchestrator.report import build_report
 from orchestrator.report.history import load_series
 from orchestrator.report.render_html import render_html
+from orchestrator.report.render_json import report_dict
 from tests.report.runs import REPO, RunWriter, tiny_sd_jobs, with_job
 
 UNET = ("host", "unet", "fp16-palette6-split_einsum_v2", "cpu_only")
@@ -84,6 +85,9 @@ def test_the_html_report_plots_the_trend_and_lists_change_points(writer: RunWrit
     section = html[html.index("<h2>Latency history</h2>"):]
     assert section.index("<svg") < section.index("<h2>", 5)
     assert f"host · unet · fp16-palette6-split_einsum_v2 · cpu_only: from run {ids[5]} (+" in html
+    [cp] = report_dict(report)["change_points"]
+    assert (cp["device_key"], cp["component"], cp["run_id"]) == ("host", "unet", ids[5])
+    assert cp["change"] == pytest.approx(0.3, abs=0.05)
 
 
 def test_window_baseline_pools_the_launches_of_its_runs(writer: RunWriter, catalog):
