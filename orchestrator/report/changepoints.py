@@ -8,8 +8,9 @@ For a split of a segment ``y`` (length n) into ``A = y[:t]`` and ``B = y[t:]``, 
 large when the two sides differ in location (any distribution change, in fact), near 0 when they do not. The
 best split of each segment is found; the largest over all segments is tested by permutation (the segment's
 values shuffled, the best Q recomputed, ``permutations`` times, seeded): its p-value is the share of shuffles
-that did as well. Below ``significance`` (divided by the number of segments searched) it is a change point, the segment splits, and the search repeats on
-every segment until the best candidate is no longer significant.
+that did as well. Below ``significance`` (divided by the number of segments searched) it is a change point,
+the segment splits, and the search repeats on every segment until the best candidate is no longer
+significant.
 
 Pairwise sums use 2D prefix sums of the distance matrix, so one segment's every split costs O(n^2).
 
