@@ -85,12 +85,27 @@ def test_one_launch_a_side_with_a_modest_change_is_insufficient_data_not_a_regre
     assert "1 candidate and 1 baseline launch(es)" in c.reason and "widened to ±15%" in c.reason
 
 
-def test_too_few_launches_on_one_side_is_never_a_regression_below_the_widened_threshold():
+@pytest.mark.parametrize("factor", [2.0, 0.3, 7.5])  # single launches of unchanged jobs differed this much
+def test_one_launch_a_side_without_history_is_never_a_regression_or_improvement(factor):
     rng = np.random.default_rng(6)
-    base = correlated(rng, 50.0, n_launches=5)
-    cand = [list(56.0 * rng.lognormal(0.0, 0.02, 30)), list(56.0 * rng.lognormal(0.0, 0.02, 30))]
-    c = compare_latency(KEY, launches_job(cand), [launches_job(base)], RegressionSpec(min_launches=3), seed=0)
-    assert c.launches_candidate == 2 and c.classification in ("insufficient data", "no change", "suspicious")
+    base = [list(50.0 * rng.lognormal(0.0, 0.02, 30))]
+    cand = [list(50.0 * factor * rng.lognormal(0.0, 0.02, 30))]
+    c = compare_latency(KEY, launches_job(cand), [launches_job(base)], RegressionSpec(), seed=0)
+    assert c.classification == "suspicious" and c.change == pytest.approx(factor, rel=0.05)
+    assert "no history to learn the variance between them from" in c.reason
+
+
+def test_one_launch_a_side_is_judged_against_the_noise_floor_when_history_has_one():
+    rng = np.random.default_rng(8)
+    base = [list(50.0 * rng.lognormal(0.0, 0.02, 30))]
+    doubled = [list(100.0 * rng.lognormal(0.0, 0.02, 30))]
+    modest = [list(55.0 * rng.lognormal(0.0, 0.02, 30))]
+    floor = noise_floor([50.0, 53.0, 49.0, 52.0, 50.5])  # unchanged reruns move by ~6-12%
+    assert floor is not None
+    big = compare_latency(KEY, launches_job(doubled), [launches_job(base)], SPEC, seed=0, floor=floor)
+    small = compare_latency(KEY, launches_job(modest), [launches_job(base)], SPEC, seed=0, floor=floor)
+    assert big.classification == "regression" and "noise floor from history stands in" in big.reason
+    assert small.classification == "no change" and small.threshold == pytest.approx(floor)
 
 
 def test_the_noise_floor_widens_the_threshold():
