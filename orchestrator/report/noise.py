@@ -22,7 +22,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 
-MIN_RUNS = 3
+MIN_RUNS = 5  # four ratios between consecutive runs: one lucky pair of quiet runs does not set the floor
 _Z95 = 1.96
 _MAD_TO_SD = 0.6745
 

@@ -123,8 +123,8 @@ def test_the_noise_floor_widens_the_threshold():
     assert widened.noise_floor == floor and "noise floor of this device" in widened.reason
 
 
-def test_noise_floor_needs_three_runs_and_counts_a_step_once():
-    assert noise_floor([50.0, 51.0]) is None
+def test_noise_floor_needs_five_runs_and_counts_a_step_once():
+    assert noise_floor([50.0, 51.0, 50.5, 49.0]) is None
     quiet = noise_floor([50.0, 50.5, 49.8, 50.2, 50.1, 49.9, 50.3])
     stepped = noise_floor([50.0, 50.5, 49.8, 50.2, 75.1, 74.9, 75.3, 75.0])
     assert quiet is not None and stepped is not None
