@@ -37,6 +37,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("orchestrator.cli.devices", "devices"),
     ("orchestrator.cli.devices", "virtual"),
     ("orchestrator.cli.report", "report"),
+    ("orchestrator.cli.history", "history"),
     ("orchestrator.cli.harness", "harness"),
     ("orchestrator.cli.analyze", "analyze"),
     ("orchestrator.cli.analyze", "run_artifact"),

@@ -11,7 +11,7 @@ from orchestrator.cli._app import App, json_option, pass_app, returns_exit_code,
 from orchestrator.cli._progress import RunProgress
 from orchestrator.errors import UsageError
 from orchestrator.plan import Plan, make_plan
-from orchestrator.plan.facts import facts_from_manifest, history_from_store
+from orchestrator.plan.facts import facts_from_manifest, history_from_store, previous_choices
 from orchestrator.plan.memory import Overheads
 from orchestrator.plan.render import render_explain, render_plan
 from orchestrator.plan.targets import resolve_targets
@@ -37,7 +37,8 @@ def compute_plan(app: App, spec: ReleaseSpec, devices: str | None, *, quiet: boo
              and (f := facts_from_manifest(e.manifest, artifact_id=e.id)) is not None}
     with app.store() as store:
         history = history_from_store(store, spec_name=spec.name)
-    return make_plan(spec, targets, facts, history, Overheads.load(app.settings.workdir))
+        previous = previous_choices(store, spec_name=spec.name)
+    return make_plan(spec, targets, facts, history, Overheads.load(app.settings.workdir), previous)
 
 
 @click.command()

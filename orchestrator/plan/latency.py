@@ -8,6 +8,8 @@ it is always labelled ``estimate``. Apple's TOPS for A17 Pro / M4 and later are 
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -24,14 +26,26 @@ FP32_SLOWDOWN = 2.0  # fp32 programs run at roughly half the fp16 rate on GPU/CP
 PREDECESSOR_TOPS = {"A19": 35.0, "M5": 38.0}
 
 
+# A measurement is never trusted to better than +-5% (clock and thermal state move between days); an estimate
+# with nothing to calibrate it, or one calibration point, is trusted to a factor of 2 either way.
+MEASURED_MIN_SPREAD = 0.05
+ESTIMATE_DEFAULT_FACTOR = 2.0
+ESTIMATE_MIN_FACTOR = 1.25
+
+
 @dataclass(frozen=True)
 class History:
-    """Measured median latency (ms) by (profile id, component, variant id, compute units)."""
+    """Measured median latency (ms) by (profile id, component, variant id, compute units), and the relative
+    half-width of what was measured (``spread``: 0.1 = +-10%, from the launch medians of those runs)."""
 
     p50_ms: Mapping[tuple[str, str, str, str], float] = field(default_factory=dict)
+    spread: Mapping[tuple[str, str, str, str], float] = field(default_factory=dict)
 
     def get(self, profile_id: str, component: str, variant: str, compute_units: str) -> float | None:
         return self.p50_ms.get((profile_id, component, variant, compute_units))
+
+    def half_width(self, profile_id: str, component: str, variant: str, compute_units: str) -> float:
+        return max(MEASURED_MIN_SPREAD, self.spread.get((profile_id, component, variant, compute_units), 0.0))
 
 
 def _ane_tflops(profile: DeviceProfile) -> float | None:
@@ -75,10 +89,17 @@ def estimate(profile: DeviceProfile, *, component: str, variant: str, precision:
     if flops > 0:
         guess = round(flops / (effective_tflops(profile, compute_units, precision, runtime) * 1e12) * 1000.0, 3)
     if measured is not None:
-        return LatencyEstimate(round(measured, 3), "measured", guess)
+        h = history.half_width(profile.id, component, variant, compute_units)
+        return LatencyEstimate(round(measured, 3), "measured", guess, low_ms=round(measured * (1 - h), 3),
+                               high_ms=round(measured * (1 + h), 3))
     if guess is None:
         return LatencyEstimate(None, "unknown")
-    return LatencyEstimate(guess, "estimate", guess)
+    return _with_factor(LatencyEstimate(guess, "estimate", guess), ESTIMATE_DEFAULT_FACTOR)
+
+
+def _with_factor(x: LatencyEstimate, factor: float) -> LatencyEstimate:
+    ms = x.ms or 0.0
+    return dataclasses.replace(x, low_ms=round(ms / factor, 3), high_ms=round(ms * factor, 3))
 
 
 def calibrate(latencies: list[LatencyEstimate]) -> list[LatencyEstimate]:
@@ -89,5 +110,15 @@ def calibrate(latencies: list[LatencyEstimate]) -> list[LatencyEstimate]:
     if not ratios:
         return latencies
     k = ratios[len(ratios) // 2]
-    return [LatencyEstimate(round(x.ms * k, 3), "estimate", x.estimate_ms, round(k, 4))
+    factor = calibrated_error(ratios, k)
+    return [_with_factor(LatencyEstimate(round(x.ms * k, 3), "estimate", x.estimate_ms, round(k, 4)), factor)
             if x.source == "estimate" and x.ms is not None else x for x in latencies]
+
+
+def calibrated_error(ratios: list[float], k: float) -> float:
+    """How far a scaled estimate may be off, as a factor: the worst measured/estimated ratio relative to the
+    scale ``k`` among the device's measured candidates (one ratio says nothing about the error: the default)."""
+    if len(ratios) < 2:
+        return ESTIMATE_DEFAULT_FACTOR
+    worst = max(abs(math.log(r / k)) for r in ratios)
+    return max(ESTIMATE_MIN_FACTOR, math.exp(worst))

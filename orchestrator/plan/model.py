@@ -60,6 +60,18 @@ class LatencyEstimate:
     source: Literal["measured", "estimate", "unknown"]
     estimate_ms: float | None = None  # the unscaled FLOPs estimate, also kept for measured candidates
     scale: float = 1.0
+    # The interval the latency is believed to lie in: a measurement's spread over its launches and runs, an
+    # estimate's calibrated error. Candidates whose intervals overlap are not significantly different (a tie).
+    low_ms: float | None = None
+    high_ms: float | None = None
+
+    def ties_with(self, other: LatencyEstimate) -> bool:
+        """Not significantly different: both unknown, or overlapping intervals."""
+        if self.ms is None or other.ms is None:
+            return self.ms is None and other.ms is None
+        lo, hi = self.low_ms or self.ms, self.high_ms or self.ms
+        other_lo, other_hi = other.low_ms or other.ms, other.high_ms or other.ms
+        return lo <= other_hi and other_lo <= hi
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """``make_plan``: for each device, every candidate judged by the rules and the memory model, and one chosen per
 component: the highest quality (least compression), then the lowest predicted latency, then the smallest.
+Latencies carry intervals (a measurement its spread, an estimate its calibrated error): when the previous run's
+choice is still eligible, of the same quality, and its interval overlaps the best candidate's, it is kept
+(hysteresis), so a noisy measurement compared with an estimate does not flip the plan between identical runs.
 
 Pure: no I/O. Inputs are the spec, the target devices (resolved profiles), what is known of each built
 artifact (``ArtifactFacts`` from manifests), measured history, and the overhead table.
@@ -119,9 +122,35 @@ def _warnings(target: PlanTarget, increased: bool) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _choose(ok: list[Candidate], previous: tuple[str, str] | None) -> Candidate:
+    """The best-ranked candidate, unless the previous run's choice is still eligible, of the same quality, and
+    not significantly slower (overlapping latency intervals): then that one, so noise does not flip the plan."""
+    ranked = sorted(ok, key=_rank)
+    best = ranked[0]
+    kept = next((c for c in ranked if (c.variant, c.compute_units) == previous), None)
+    if kept is None or kept is best or kept.quality_tier != best.quality_tier or \
+            not kept.latency.ties_with(best.latency):
+        return dataclasses.replace(best, verdict="chosen")
+    note = (f"kept from the previous run: not significantly slower than {best.variant} ({best.compute_units}), "
+            f"{_interval(kept)} vs {_interval(best)}")
+    return dataclasses.replace(kept, verdict="chosen", notes=(*kept.notes, note))
+
+
+def _interval(c: Candidate) -> str:
+    lat = c.latency
+    if lat.ms is None:
+        return "latency unknown"
+    if lat.low_ms is None or lat.high_ms is None:
+        return f"{lat.ms:.3g} ms ({lat.source})"
+    return f"{lat.ms:.3g} ms [{lat.low_ms:.3g}, {lat.high_ms:.3g}] ({lat.source})"
+
+
 def plan_device(spec: ReleaseSpec, target: PlanTarget, artifacts: Mapping[tuple[str, str], ArtifactFacts],
-                history: History, overheads: Overheads) -> DevicePlan:
-    """One device's plan: every candidate judged, one chosen per component (or None)."""
+                history: History, overheads: Overheads,
+                previous: Mapping[str, tuple[str, str]] | None = None) -> DevicePlan:
+    """One device's plan: every candidate judged, one chosen per component (or None). ``previous``: component ->
+    (variant, compute units) the previous run chose on this device (hysteresis)."""
+    previous = previous or {}
     p = target.profile
     increased = spec.app.increased_memory_limit
     limit = float(p.limit_mb(increased=increased))
@@ -136,8 +165,8 @@ def plan_device(spec: ReleaseSpec, target: PlanTarget, artifacts: Mapping[tuple[
     candidates = [dataclasses.replace(c, latency=lat) for c, lat in zip(candidates, scaled, strict=True)]
     chosen: dict[str, Candidate | None] = {}
     for comp in spec.model.components:
-        ok = sorted((c for c in candidates if c.component == comp and not c.rejected), key=_rank)
-        chosen[comp] = dataclasses.replace(ok[0], verdict="chosen") if ok else None
+        ok = [c for c in candidates if c.component == comp and not c.rejected]
+        chosen[comp] = _choose(ok, previous.get(comp)) if ok else None
     final = tuple(_chosen_or(chosen.get(c.component), c) for c in candidates)
     return DevicePlan(
         key=target.key, profile_id=p.id, profile_name=p.name, family=p.family, os_name=p.os.name,
@@ -153,9 +182,13 @@ def _chosen_or(chosen: Candidate | None, c: Candidate) -> Candidate:
 
 
 def make_plan(spec: ReleaseSpec, targets: Sequence[PlanTarget], artifacts: Mapping[tuple[str, str], ArtifactFacts],
-              history: History | None = None, overheads: Overheads | None = None) -> Plan:
-    """The plan for every target device. Pure: same inputs, same plan."""
+              history: History | None = None, overheads: Overheads | None = None,
+              previous: Mapping[tuple[str, str], tuple[str, str]] | None = None) -> Plan:
+    """The plan for every target device. Pure: same inputs, same plan. ``previous``: (device key, component) ->
+    (variant, compute units) chosen by the previous run (``facts.previous_choices``); a tie keeps it."""
     history = history or History()
     overheads = overheads or Overheads.default()
-    devices = tuple(plan_device(spec, t, artifacts, history, overheads) for t in targets)
+    previous = previous or {}
+    devices = tuple(plan_device(spec, t, artifacts, history, overheads,
+                                {comp: v for (key, comp), v in previous.items() if key == t.key}) for t in targets)
     return Plan(spec.name, spec.digest, tuple(spec.model.components), devices)

@@ -23,7 +23,9 @@ from pathlib import Path
 from orchestrator.errors import EXIT_FAILED, EXIT_OK, UsageError
 from orchestrator.profiles import Catalog
 from orchestrator.report.data import load_baseline, load_run, resolve_run_id
+from orchestrator.report.history import load_series
 from orchestrator.report.model import Report
+from orchestrator.report.noise import noise_floors
 from orchestrator.report.qualify import qualify_run
 from orchestrator.report.regression import compare_runs
 from orchestrator.report.render_terminal import render_terminal
@@ -34,6 +36,7 @@ from orchestrator.results import ResultsStore
 FILE_FORMATS = {"md": ("report.md", "render_markdown"), "html": ("report.html", "render_html"),
                 "junit": ("junit.xml", "render_junit"), "json": ("report.json", "render_json")}
 FORMATS = ("terminal", *FILE_FORMATS)
+HISTORY_RUNS = 30  # runs of history a report plots and learns noise floors from
 
 
 def build_report(store: ResultsStore, run_id: str, baseline: str | None, catalog: Catalog, *,
@@ -41,11 +44,14 @@ def build_report(store: ResultsStore, run_id: str, baseline: str | None, catalog
     """Qualify ``run_id`` (or ``last``) and compare it with ``baseline`` (None: the spec's ``baseline:``)."""
     run = load_run(store, resolve_run_id(store, run_id), catalog)
     base = load_baseline(store, run, baseline, catalog)
-    comparisons = compare_runs(run, base, seed=seed)
+    # The noise floor is learned from the runs before this one only: the candidate must not widen its own test.
+    history = load_series(store, run.spec_name, "latency_ms", until=run.id, limit=HISTORY_RUNS, seed=seed)
+    before = {s.key: [p.value for p in s.points if p.run_id != run.id] for s in history}
+    comparisons = compare_runs(run, base, seed=seed, floors=noise_floors(before))
     compared = {(c.device_key, c.component, c.variant, c.compute_units) for c in comparisons}
     uncompared = tuple(j.key for j in run.jobs if base.runs and j.status in ("ok", "jetsam")
                        and j.key not in compared)
-    return Report(run, base, qualify_run(run), comparisons, uncompared, seed, time.time())
+    return Report(run, base, qualify_run(run), comparisons, uncompared, seed, time.time(), history)
 
 
 def parse_formats(text: str | Iterable[str]) -> tuple[str, ...]:

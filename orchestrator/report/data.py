@@ -76,6 +76,8 @@ class JobData:
     thermal: str | None = None  # the device's thermal state after the job (nominal ... critical)
     launches: int = 0  # fresh launches the job was measured in (0: recorded before launches were)
     lane_shared: bool = False  # a launch shared this machine's CPU with another measurement (see runner/lane.py)
+    # metric -> the launch each value of ``metrics[metric]`` was taken in (same order); absent: all launch 0
+    launch_ids: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -83,6 +85,15 @@ class JobData:
 
     def values(self, metric: str) -> tuple[float, ...]:
         return self.metrics.get(metric, ())
+
+    def launches(self, metric: str) -> tuple[tuple[float, ...], ...]:
+        """The values of ``metric`` grouped by launch, in launch order (one group for v1 data)."""
+        values = self.values(metric)
+        ids = self.launch_ids.get(metric) or (0,) * len(values)
+        groups: dict[int, list[float]] = {}
+        for launch, v in zip(ids, values, strict=True):
+            groups.setdefault(launch, []).append(v)
+        return tuple(tuple(groups[k]) for k in sorted(groups))
 
     def value(self, metric: str) -> float | None:
         vals = self.metrics.get(metric)
@@ -220,8 +231,10 @@ def _jobs(store: ResultsStore, run_id: str, events: list[EventData]) -> tuple[Jo
     out = []
     for job, measurements in store.run_measurements(run_id):
         metrics: dict[str, list[float]] = {}
+        launch_ids: dict[str, list[int]] = {}
         for m in sorted(measurements, key=lambda m: (m.metric, m.idx)):
             metrics.setdefault(m.metric, []).append(m.value)
+            launch_ids.setdefault(m.metric, []).append(m.launch)
         out.append(JobData(
             id=job.id, device_key=job.device_key, component=job.component, variant=job.variant,
             compute_units=job.compute_units, status=job.status, predicted_peak_mb=job.predicted_peak_mb,
@@ -230,6 +243,7 @@ def _jobs(store: ResultsStore, run_id: str, events: list[EventData]) -> tuple[Jo
             runtime=_result_field(job, "harness", "runtime"),
             thermal=_result_field(job, "device", "thermal_state_after"),
             launches=len(_launches(job)), lane_shared=any(bool(x.get("shared")) for x in _launches(job)),
+            launch_ids={k: tuple(v) for k, v in launch_ids.items()},
         ))
     return tuple(out)
 

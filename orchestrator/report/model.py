@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.report.data import Baseline, DeviceData, RunData
+from orchestrator.report.history import Series
 from orchestrator.report.qualify import JobVerdict
 from orchestrator.report.regression import Comparison, Key
 from orchestrator.report.units import plural
@@ -25,6 +26,7 @@ class Report:
     uncompared: tuple[Key, ...]  # candidate jobs with no counterpart in the baseline
     seed: int
     generated_at: float
+    history: tuple[Series, ...] = ()  # latency per run up to this one, with change points (HTML trend plot)
 
     @property
     def gating(self) -> tuple[JobVerdict, ...]:
@@ -99,9 +101,15 @@ class Report:
         if shared:
             out.append(f"measured while another measurement shared this machine's CPU (latency may be inflated): "
                        f"{', '.join(shared)}")
-        if self.uncompared:
-            out.append(f"{len(self.uncompared)} job(s) have no counterpart in the baseline and were not compared")
+        out += [self.uncompared_note(k) for k in self.uncompared]
         return tuple(out)
+
+    def uncompared_note(self, key: Key) -> str:
+        """Names the job and the runs it was looked for in (usually: the plan chose another variant there)."""
+        device, component, variant, units = key
+        where = ", ".join(self.baseline.ids)
+        runs = "baseline run" if len(self.baseline.ids) == 1 else "baseline runs"
+        return f"uncompared: {device} {component} {variant} {units}: not in {runs} {where}"
 
     def job_label(self, device_key: str, component: str, variant: str, compute_units: str) -> str:
         return f"{device_key} · {component} · {variant} · {compute_units}"

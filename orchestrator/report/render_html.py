@@ -11,6 +11,7 @@ from html import escape
 
 from orchestrator.report import plots, text
 from orchestrator.report.model import CLASS_ORDER, Report
+from orchestrator.report.plot_history import trend_plot
 from orchestrator.report.qualify import JobVerdict
 
 CSS = """
@@ -167,8 +168,10 @@ def _regression(report: Report) -> str:
     if not base.runs:
         return f"<h2>Regression</h2><p>No baseline: {escape(base.note or base.setting)}.</p>"
     spec = report.run.regression
-    method = (f"Latency: ratio of medians with a {spec.confidence:.0%} percentile-bootstrap interval "
-              f"({spec.resamples} resamples, seed {report.seed}); memory and quality: difference in MB / dB. "
+    method = (f"Latency: ratio of medians with a {spec.confidence:.0%} hierarchical-bootstrap interval (launches, "
+              f"then predictions within them; {spec.resamples} resamples, seed {report.seed}); the threshold is "
+              f"the spec's or the device's noise floor learned from earlier runs, and widened 3x with fewer than "
+              f"{spec.min_launches} launches a side; memory and quality: difference in MB / dB. "
               "A change beyond the threshold whose interval excludes no change is a regression (or improvement); "
               "beyond the threshold but not excluding no change is suspicious.")
     rows = [[_device(c.device_key, False), escape(c.component), f"<code>{escape(c.variant)}</code>",
@@ -182,6 +185,18 @@ def _regression(report: Report) -> str:
                       "within the threshold (no change). A metric whose every figure is unchanged gets no panel.")
             + _table(["device", "component", "variant", "units", "metric", "baseline", "candidate", "change [CI]",
                       "threshold", "verdict"], rows, {5, 6, 7, 8}))
+
+
+def _history(report: Report) -> str:
+    changes = [f"{s.label}: from run {s.points[i].run_id}" + (f" ({d:+.1%})" if (d := s.level_change(i)) is not None
+                                                                else "")
+               for s in report.history for i in s.change_points]
+    listed = ("<ul class=notes>" + "".join(f"<li>{escape(c)}</li>" for c in changes) + "</ul>") if changes else \
+        "<p class=meta>No change point in the latency history.</p>"
+    return ("<h2>Latency history</h2>"
+            + _figure(trend_plot(report.history), "Median latency per run of this spec (the last point is this "
+                      "run); dashed line and diamond: a change point (E-divisive means, permutation test).")
+            + listed)
 
 
 def _details(report: Report) -> str:
@@ -203,7 +218,7 @@ def _details(report: Report) -> str:
 
 def render_html(report: Report) -> str:
     body = _header(report) + _ships(report) + _qualification(report) + _plots(report) + _regression(report) \
-        + _details(report)
+        + _history(report) + _details(report)
     title = f"mlfarm · {report.run.spec_name} · {report.run.id}"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}</title>'

@@ -48,6 +48,9 @@ def report_dict(report: Report) -> dict[str, Any]:
         "uncompared": [list(k) for k in report.uncompared],
         "events": [jsonable(e) for e in (*run.events, *(e for j in run.jobs for e in j.events))],
         "notes": list(report.notes),
+        "change_points": [{"device_key": s.key[0], "component": s.key[1], "variant": s.key[2],
+                           "compute_units": s.key[3], "metric": s.metric, "run_id": s.points[i].run_id,
+                           "change": s.level_change(i)} for s in report.history for i in s.change_points],
     }
 
 

@@ -51,7 +51,7 @@ def _regression(report: Report) -> list[str]:
     if not base.runs:
         return [*out, f"No baseline ({cell(base.note or base.setting)})."]
     out.append(f"Against {base.setting} ({ids}); ratio of medians (latency) or difference (memory, quality) with "
-               f"a {report.run.regression.confidence:.0%} bootstrap interval.")
+               f"a {report.run.regression.confidence:.0%} bootstrap interval (latency: over launches).")
     header = ["device", "component", "variant", "units", "metric", "baseline", "candidate", "change [CI]",
               "threshold", "verdict"]
     ordered = sorted(report.comparisons, key=lambda c: CLASS_ORDER.index(c.classification))

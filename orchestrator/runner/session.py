@@ -30,7 +30,7 @@ from orchestrator.config import Settings
 from orchestrator.errors import UsageError
 from orchestrator.harness.contract import InputSpec, Job
 from orchestrator.plan import Candidate, Plan, PlanTarget, make_plan
-from orchestrator.plan.facts import facts_from_manifest, history_from_store
+from orchestrator.plan.facts import facts_from_manifest, history_from_store, previous_choices
 from orchestrator.plan.memory import Overheads
 from orchestrator.profiles import Catalog
 from orchestrator.results.run_lock import RunLock
@@ -210,7 +210,7 @@ async def start_run(spec: ReleaseSpec, *, settings: Settings, catalog: Catalog, 
                                   runs_on="coreml" if d.info.backend == "usbmux" else "mil-executor")
                        for key, d in pool.devices.items()]
             plan = make_plan(spec, targets, facts, history_from_store(store, spec_name=spec.name),
-                             Overheads.load(settings.workdir))
+                             Overheads.load(settings.workdir), previous_choices(store, spec_name=spec.name))
             env = environment(spec)
             store.create_run(
                 run_id=run_id, spec_name=spec.name, spec_digest=spec.digest,

@@ -161,6 +161,8 @@ class RegressionSpec:
     confidence: float = field(default=0.95, metadata={"gt": 0.5, "lt": 1})
     resamples: int = field(default=2000, metadata={"ge": 100, "le": 200000})
     min_samples: int = field(default=5, metadata={"ge": 2})
+    min_launches: int = field(default=3, metadata={"ge": 2, "help": "launches a side for a launch-level latency "
+                                                                    "interval; fewer: a widened threshold"})
 
 
 @dataclass(frozen=True)

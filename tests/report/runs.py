@@ -50,9 +50,12 @@ class FakeJob:
     events: Sequence[Event] = ()
     thermal: str = "nominal"
     extra: dict[str, float] = field(default_factory=dict)
+    launches: int = 3  # latencies are split into this many consecutive launches, as measure.launches does
 
     def measurements(self) -> list[Measurement]:
-        out = [Measurement("latency_ms", v, "ms", i) for i, v in enumerate(self.latencies)]
+        n = len(self.latencies)
+        out = [Measurement("latency_ms", v, "ms", i, launch=i * self.launches // n)
+               for i, v in enumerate(self.latencies)]
         for metric, value, unit in (("peak_footprint_mb", self.peak_mb, "MB"), ("psnr_db", self.psnr_db, "dB"),
                                     ("predicted_peak_mb", self.predicted_mb, "MB"),
                                     ("limit_mb", self.limit_mb, "MB")):

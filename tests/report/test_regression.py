@@ -17,14 +17,16 @@ SPEC = RegressionSpec()  # latency 5%, memory 32 MB or 3%, quality 1 dB, 95%, 20
 KEY = ("host", "unet", "fp16-none-original", "cpu_only")
 
 
-def job(latencies=(), *, peak=None, psnr=None, status="ok") -> JobData:
+def job(latencies=(), *, peak=None, psnr=None, status="ok", launches=3) -> JobData:
+    """Latencies split into ``launches`` consecutive launches (the runner's measure.launches)."""
     metrics = {"latency_ms": tuple(latencies)}
+    ids = {"latency_ms": tuple(i * launches // len(latencies) for i in range(len(latencies)))}
     if peak is not None:
         metrics["peak_footprint_mb"] = (peak,)
     if psnr is not None:
         metrics["psnr_db"] = (psnr,)
     return JobData("r/0001", *KEY, status=status, predicted_peak_mb=None, limit_mb=None, error=None,
-                   metrics=metrics)
+                   metrics=metrics, launch_ids=ids)
 
 
 def samples(median: float, n: int, seed: int, cv: float = 0.03) -> list[float]:

@@ -75,14 +75,15 @@ def test_junit_has_one_testcase_per_gate_and_comparison(report):
 
 def test_html_is_self_contained_with_inline_svg_plots(html):
     assert html.startswith("<!DOCTYPE html>")
-    assert html.count("<svg") == 4  # memory vs limit, latency, predicted vs measured, regression deltas
+    assert html.count("<svg") == 5  # memory vs limit, latency, predicted vs measured, regression deltas, history
     assert "http" not in html  # no link, font, script or namespace URL: nothing to fetch
     for banned in ("<script", "<link", "<img", "<iframe", "@import", "src="):
         assert banned not in html
     assert set(re.findall(r"url\((.)", html)) == {"#"}  # only references inside the page (SVG clip paths)
     headings = re.findall(r"<h2>(.*?)</h2>", html)
     assert headings == ["What ships to each device", "Qualification", "Memory against the limit", "Latency",
-                        "Predicted vs measured memory", "Regression against last", "Events", "Notes"]
+                        "Predicted vs measured memory", "Regression against last", "Latency history", "Events",
+                        "Notes"]
     assert '<div class="banner fail">FAIL: 1 gate failure, 2 regressions, 1 suspicious, 1 unstable' in html
     assert "emulated: not device latency" in html and "3,072 MB†" in html
     assert "† unverified: os.max, memory.app_limit_mb, memory.app_limit_increased_mb" in html  # iphone-15-pro
