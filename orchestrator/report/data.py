@@ -74,7 +74,7 @@ class JobData:
     artifact_psnr_db: float | None = None  # the build-time PSNR from the artifact manifest, when known
     runtime: str | None = None  # what executed the model: "coreml", or "mil-executor" (mlfarm's, on Linux)
     thermal: str | None = None  # the device's thermal state after the job (nominal ... critical)
-    launches: int = 0  # fresh launches the job was measured in (0: recorded before launches were)
+    launch_count: int = 0  # fresh launches the job was measured in (0: recorded before launches were)
     lane_shared: bool = False  # a launch shared this machine's CPU with another measurement (see runner/lane.py)
     # metric -> the launch each value of ``metrics[metric]`` was taken in (same order); absent: all launch 0
     launch_ids: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
@@ -242,7 +242,7 @@ def _jobs(store: ResultsStore, run_id: str, events: list[EventData]) -> tuple[Jo
             events=tuple(by_job.get(job.id, ())), artifact_psnr_db=_artifact_psnr(store, job, psnr_cache),
             runtime=_result_field(job, "harness", "runtime"),
             thermal=_result_field(job, "device", "thermal_state_after"),
-            launches=len(_launches(job)), lane_shared=any(bool(x.get("shared")) for x in _launches(job)),
+            launch_count=len(_launches(job)), lane_shared=any(bool(x.get("shared")) for x in _launches(job)),
             launch_ids={k: tuple(v) for k, v in launch_ids.items()},
         ))
     return tuple(out)

@@ -124,15 +124,17 @@ def test_a_v1_database_gains_launches_and_keeps_its_figures(tmp_path):
 
     conn = sqlite3.connect(tmp_path / "r.db")
     conn.executescript(SCHEMA_V1 + "PRAGMA user_version = 1;")
-    conn.execute("INSERT INTO runs (id, spec_name, spec_digest, status, started_at) VALUES ('r1', 's', 'd', 'finished', 0)")
+    conn.execute("INSERT INTO runs (id, spec_name, spec_digest, status, started_at)"
+                 " VALUES ('r1', 's', 'd', 'finished', 0)")
     conn.execute("INSERT INTO jobs (id, run_id, device_key, component, variant, compute_units, seq, status)"
                  " VALUES ('j1', 'r1', 'host', 'unet', 'v', 'cpu_only', 0, 'ok')")
-    conn.executemany("INSERT INTO measurements (job_id, metric, idx, value, unit) VALUES ('j1', 'latency_ms', ?, ?, 'ms')",
+    conn.executemany("INSERT INTO measurements (job_id, metric, idx, value, unit)"
+                     " VALUES ('j1', 'latency_ms', ?, ?, 'ms')",
                      [(0, 5.0), (1, 7.0)])
     conn.commit()
     conn.close()
     with ResultsStore(tmp_path / "r.db") as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == LATEST
         assert store.launch_samples("j1", "latency_ms") == [[5.0, 7.0]]  # v1 figures are one launch
 
 
@@ -141,7 +143,8 @@ def test_figures_are_grouped_by_launch_in_order(tmp_path):
         run = store.create_run(spec_name="s", spec_digest="d")
         (job,) = store.add_jobs(run, [NewJob("host", "unet", "v", "cpu_only")])
         store.start_job(job)
-        rows = [Measurement("latency_ms", v, "ms", idx=i, launch=i // 2) for i, v in enumerate([3.0, 1.0, 9.0, 8.0, 2.0])]
+        values = [3.0, 1.0, 9.0, 8.0, 2.0]
+        rows = [Measurement("latency_ms", v, "ms", idx=i, launch=i // 2) for i, v in enumerate(values)]
         store.finish_job(job, "ok", measurements=[*reversed(rows), Measurement("peak_footprint_mb", 10.0, "MB")])
         assert store.launch_samples(job, "latency_ms") == [[3.0, 1.0], [9.0, 8.0], [2.0]]
         assert [m.launch for m in store.measurements(job) if m.metric == "latency_ms"] == [0, 0, 1, 1, 2]
