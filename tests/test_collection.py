@@ -1,8 +1,9 @@
 """Every test file under tests/ is collected by the suite's own command (README command 2: plain ``pytest``).
 
 pytest skips folders matching ``norecursedirs`` without a word; its default list contains ``build``, which
-once hid all of tests/build/ from CI. This runs the collection the way CI does, in a child process (this
-session may have been started on a subset), and names every folder whose test files contributed nothing.
+once hid all of tests/build/ from CI. This checks the collection CI makes: this session's own items when it is
+that collection (plain ``pytest``), else a ``--collect-only`` child process, and names every folder whose test
+files contributed nothing.
 """
 
 from __future__ import annotations
@@ -12,8 +13,18 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
+
+
+def whole_suite_session(config: pytest.Config) -> bool:
+    """This session collected the whole suite the default way (README command 2), nothing deselected."""
+    opt = config.option
+    return ([Path(a).resolve() for a in config.args] in ([TESTS], [REPO])
+            and not (opt.keyword or opt.markexpr or opt.deselect or opt.ignore or opt.ignore_glob
+                     or getattr(opt, "lf", False) or getattr(opt, "failedfirst", False)))
 
 
 def collected_per_file() -> Counter[str]:
@@ -30,8 +41,11 @@ def files_with_tests() -> list[str]:
                   if "__pycache__" not in p.parts and not any(part.startswith(".") for part in p.parts))
 
 
-def test_every_folder_of_test_files_is_collected() -> None:
-    counts = collected_per_file()
+def test_every_folder_of_test_files_is_collected(request: pytest.FixtureRequest) -> None:
+    if whole_suite_session(request.config):  # this session is that collection: count its own items
+        counts = Counter(str(Path(item.path).relative_to(REPO)) for item in request.session.items)
+    else:
+        counts = collected_per_file()
     expected = files_with_tests()
     assert expected, "no test files found under tests/"
     missing = [f for f in expected if counts[f] == 0]
