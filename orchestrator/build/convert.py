@@ -53,6 +53,10 @@ def convert(exported: Exported, spec: ComponentSpec, precision: str, target: Dep
     """ct.convert to an mlprogram; BuildError naming the component and variant axes on failure."""
     import coremltools as ct
 
+    from orchestrator.build import ct_patches
+
+    ct_patches.apply()
+
     start = time.perf_counter()
     with captured() as log:
         inputs, outputs = _io(spec, exported)
