@@ -35,15 +35,17 @@ class Converted:
     seconds: float
 
 
-def _io(spec: ComponentSpec, component: str) -> tuple[list[Any], list[Any]]:
+def _io(spec: ComponentSpec, exported: Exported) -> tuple[list[Any], list[Any]]:
     import coremltools as ct
 
-    kind = COMPONENTS[component]
+    kind = COMPONENTS.get(exported.component)
+    input_names = exported.input_names or (kind.input_names if kind else ())
+    output_names = exported.output_names or (kind.output_names if kind else ())
     inputs = [ct.TensorType(name=n, shape=tuple(spec.inputs[n].shape), dtype=np.dtype(spec.inputs[n].dtype).type)
-              for n in kind.input_names]
-    floats = [spec.inputs[n].dtype for n in kind.input_names if spec.inputs[n].dtype != "int32"]
+              for n in input_names]
+    floats = [spec.inputs[n].dtype for n in input_names if spec.inputs[n].dtype != "int32"]
     out_dtype = np.float16 if floats and all(d == "float16" for d in floats) else np.float32
-    outputs = [ct.TensorType(name=n, dtype=out_dtype) for n in kind.output_names]
+    outputs = [ct.TensorType(name=n, dtype=out_dtype) for n in output_names]
     return inputs, outputs
 
 
@@ -51,9 +53,13 @@ def convert(exported: Exported, spec: ComponentSpec, precision: str, target: Dep
     """ct.convert to an mlprogram; BuildError naming the component and variant axes on failure."""
     import coremltools as ct
 
+    from orchestrator.build import ct_patches
+
+    ct_patches.apply()
+
     start = time.perf_counter()
     with captured() as log:
-        inputs, outputs = _io(spec, exported.component)
+        inputs, outputs = _io(spec, exported)
         try:
             model = ct.convert(
                 exported.program, source="pytorch", convert_to="mlprogram", inputs=inputs, outputs=outputs,

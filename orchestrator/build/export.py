@@ -17,7 +17,7 @@ import numpy as np
 
 from orchestrator.build.logs import captured
 from orchestrator.errors import BuildError
-from orchestrator.models import COMPONENTS, ModelSource, SourceProblem
+from orchestrator.models import ModelSource, SourceProblem
 from orchestrator.spec.model import ComponentSpec
 
 
@@ -30,6 +30,8 @@ class Exported:
     exporter: str
     program: Any  # torch.export.ExportedProgram or torch.jit.ScriptModule
     seconds: float
+    input_names: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = ()
 
 
 def _tensors(inputs: dict[str, np.ndarray], names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -45,28 +47,39 @@ def export_component(source: ModelSource, component: str, spec: ComponentSpec, a
     """Build the module with ``attention`` applied and export it; BuildError (component, attention, fix) on failure."""
     import torch
 
-    kind = COMPONENTS[component]
     start = time.perf_counter()
     where = f"{component} ({attention} attention) from {source.id}"
     with captured() as log:
         try:
             module = source.module(component, attention)
-            example = _tensors(source.example_inputs(component, spec, seed), kind.input_names)
+            names = source.input_names(component)
+            example = _tensors(source.example_inputs(component, spec, seed), names)
+            exporters = source.exporters(component)
         except SourceProblem as exc:
             raise BuildError(f"cannot load {where}: {exc.message}", fix=exc.fix) from exc
         except Exception as exc:  # library loaders raise OSError, ValueError, safetensors errors, ...
             raise BuildError(f"cannot load {where}: {type(exc).__name__}: {exc}",
                              fix="check the model files (re-save or re-download the pipeline)") from exc
-        try:
-            with torch.no_grad():
-                if kind.exporter == "jit.trace":
-                    program: Any = torch.jit.trace(module, example, strict=False)
-                else:
-                    program = torch.export.export(module, example).run_decompositions({})
-        except Exception as exc:  # torch raises many unrelated types; all mean "this model does not export"
-            detail = log.tail(4)
-            raise BuildError(f"{kind.exporter} of {where} failed: {type(exc).__name__}: {exc}"
-                             + (f"\n{detail}" if detail else ""),
-                             fix="check the input shapes in the spec (`mlfarm spec check SPEC`); rerun with "
-                                 "--debug for the traceback") from exc
-    return Exported(component, attention, kind.exporter, program, time.perf_counter() - start)
+        failures = []
+        for exporter in exporters:
+            try:
+                with torch.no_grad():
+                    program = _export(exporter, module, example)
+                return Exported(component, attention, exporter, program, time.perf_counter() - start, names,
+                                source.output_names(component))
+            except Exception as exc:  # torch raises many unrelated types; all mean "this model does not export"
+                failures.append(f"{exporter}: {type(exc).__name__}: {exc}")
+                last: Exception = exc
+        detail = log.tail(4)
+        raise BuildError(f"exporting {where} failed ({' then '.join(exporters)}):\n  " + "\n  ".join(failures)
+                         + (f"\n{detail}" if detail else ""),
+                         fix="check the input shapes in the spec (`mlfarm spec check SPEC`); rerun with "
+                             "--debug for the traceback") from last
+
+
+def _export(exporter: str, module: Any, example: tuple[Any, ...]) -> Any:
+    import torch
+
+    if exporter == "jit.trace":
+        return torch.jit.trace(module, example, strict=False)
+    return torch.export.export(module, example).run_decompositions({})

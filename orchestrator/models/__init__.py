@@ -25,20 +25,32 @@ from orchestrator.models.folder import FolderSource
 from orchestrator.models.hub import HubOptions, HubSource, parse_hub
 from orchestrator.models.package import PackageSource, open_package_source
 from orchestrator.models.package_spec import resolve
+from orchestrator.models.python import PythonSource
 from orchestrator.models.source import InputPlan, ModelSource, SourceProblem
 from orchestrator.spec.loader import SPEC_CHECKS, SPEC_RESOLVERS
-from orchestrator.spec.model import ModelSpec, ReleaseSpec
+from orchestrator.spec.model import ComponentSpec, ModelSpec, ReleaseSpec
+
+# Built-ins defined as Python modules (factories) rather than library configs.
+PYTHON_BUILTINS = {"tiny-cnn": "python:orchestrator.models.tiny_cnn:build"}
 
 __all__ = ["BUILTINS", "COMPONENTS", "BuiltinSource", "ComponentFacts", "ComponentKind", "FolderSource",
-           "HubOptions", "HubSource", "InputPlan", "ModelSource", "PackageSource", "SourceProblem", "load_source",
-           "open_source"]
+           "HubOptions", "HubSource", "InputPlan", "ModelSource", "PackageSource", "PythonSource", "SourceProblem",
+           "load_source", "open_source"]
 
 
 def open_source(text: str, *, relative_to: Path | None = None, env: Mapping[str, str] | None = None,
-                components: Sequence[str] = ()) -> ModelSource:
+                components: Sequence[str] | Mapping[str, ComponentSpec] = ()) -> ModelSource:
     """Parse a ``model.source`` string; raise SourceProblem (message + fix) when it cannot be used.
 
-    ``components`` (the spec's component names) names the component of a single ``.mlpackage``."""
+    ``components`` (the spec's components, or their names) names the component of a single ``.mlpackage`` or
+    a ``python:`` factory's single module, and gives a ``python:`` source the inputs it probes outputs with."""
+    specs = components if isinstance(components, Mapping) else None
+    if text.startswith("python:"):
+        return PythonSource(text, relative_to, specs)
+    if text.removeprefix("builtin:") in PYTHON_BUILTINS and text.startswith("builtin:"):
+        source = PythonSource(PYTHON_BUILTINS[text.removeprefix("builtin:")], None, specs)
+        source.id = text
+        return source
     if text.startswith("builtin:"):
         return BuiltinSource.named(text.removeprefix("builtin:"))
     if text.startswith("hf://"):
@@ -50,7 +62,7 @@ def open_source(text: str, *, relative_to: Path | None = None, env: Mapping[str,
     path = Path(text).expanduser()
     if not path.is_absolute() and relative_to is not None:
         path = relative_to / path
-    package = open_package_source(path.resolve(), components)
+    package = open_package_source(path.resolve(), tuple(components))
     if package is not None:
         return package
     if not path.is_dir():
@@ -68,16 +80,16 @@ def load_source(model: ModelSpec | str, *, relative_to: Path | None = None, file
     ``model.source`` (in ``file``) when the source cannot be opened.
     """
     text = model if isinstance(model, str) else model.source
-    names = () if isinstance(model, str) else tuple(model.components)
+    specs: Mapping[str, ComponentSpec] = {} if isinstance(model, str) else model.components
     try:
-        return open_source(text, relative_to=relative_to, env=env, components=names)
+        return open_source(text, relative_to=relative_to, env=env, components=specs)
     except SourceProblem as exc:
         raise SpecError([Problem(file or "release spec", "model.source", exc.message, exc.fix)]) from None
 
 
 def resolve_model(spec: ReleaseSpec, file: str) -> ReleaseSpec:
     """SPEC_RESOLVERS entry: a spec over prebuilt packages gets its components' inputs from the packages."""
-    source = open_source(spec.model.source, relative_to=Path(file).parent, components=tuple(spec.model.components))
+    source = open_source(spec.model.source, relative_to=Path(file).parent, components=spec.model.components)
     return resolve(spec, source) if isinstance(source, PackageSource) else spec
 
 

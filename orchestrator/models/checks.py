@@ -115,14 +115,16 @@ def check_model(spec: ReleaseSpec, file: str) -> list[Problem]:
     from orchestrator.models import open_source
     from orchestrator.models.package import PackageSource
     from orchestrator.models.package_spec import package_problems
+    from orchestrator.models.python import PythonSource
 
     try:
-        source = open_source(spec.model.source, relative_to=Path(file).parent,
-                             components=tuple(spec.model.components))
+        source = open_source(spec.model.source, relative_to=Path(file).parent, components=spec.model.components)
     except SourceProblem as exc:
         return [Problem(file, "model.source", exc.message, exc.fix)]
     if isinstance(source, PackageSource):
         return package_problems(spec, source, file)
+    if isinstance(source, PythonSource):
+        return python_problems(spec, source, file)
     if not spec.model.components:
         return [Problem(file, "model.components", f"{source.id} needs its components and their input shapes",
                         f"list some of: {', '.join(source.components())}, each with "
@@ -132,4 +134,21 @@ def check_model(spec: ReleaseSpec, file: str) -> list[Problem]:
         base = f"model.components.{name}"
         for suffix, message, fix in check_component(source, name, component):
             problems.append(Problem(file, f"{base}.{suffix}" if suffix else base, message, fix or None))
+    return problems
+
+
+def python_problems(spec: ReleaseSpec, source: ModelSource, file: str) -> list[Problem]:
+    """A ``python:`` factory: it runs and returns modules, every component is one of them and declares inputs."""
+    try:
+        names = source.components()
+    except SourceProblem as exc:
+        return [Problem(file, "model.source", exc.message, exc.fix)]
+    problems = [Problem(file, f"model.components.{name}", f"{source.id} returned no module {name!r}",
+                        f"its modules: {', '.join(names)}") for name in spec.model.components if name not in names]
+    for name in names:
+        given = spec.model.components.get(name)
+        if given is None or not given.inputs:
+            problems.append(Problem(file, f"model.components.{name}.inputs", f"{name} needs its inputs declared "
+                                    "(names of forward()'s arguments, with shapes)",
+                                    f"e.g. {name}: {{inputs: {{x: {{shape: [1, 3, 64, 64]}}}}}}"))
     return problems

@@ -150,16 +150,19 @@ class PackageSource(ModelSource):
     """Prebuilt ``.mlpackage`` files; see the module docstring. ``id`` is the resolved path, so an artifact's
     manifest can reopen the same source for its reference outputs."""
 
-    def __init__(self, path: Path, packages: Mapping[str, Path]) -> None:
+    def __init__(self, path: Path, packages: Mapping[str, Path], *, single: bool = False) -> None:
         self.id = str(path)
         self.path = path
         self.packages = dict(packages)
+        # A single package answers to any component name: an artifact's manifest reopens the source by its path
+        # alone, without the name the spec gave the component.
+        self.single_package = single
         self.revision = "package"
         self._signatures: dict[str, PackageSignature] = {}
 
     @classmethod
     def single(cls, path: Path, name: str | None = None) -> PackageSource:
-        return cls(path, {name or path.name.removesuffix(".mlpackage"): path})
+        return cls(path, {name or path.name.removesuffix(".mlpackage"): path}, single=True)
 
     @classmethod
     def folder(cls, path: Path) -> PackageSource:
@@ -172,6 +175,8 @@ class PackageSource(ModelSource):
         return tuple(self.packages)
 
     def prebuilt(self, component: str) -> Path:
+        if self.single_package:
+            return next(iter(self.packages.values()))
         try:
             return self.packages[component]
         except KeyError:

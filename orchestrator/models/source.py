@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from orchestrator.harness.inputs import make_input
-from orchestrator.models.components import COMPONENTS, ComponentFacts, ComponentKind
+from orchestrator.models.components import COMPONENTS, ComponentFacts, ComponentKind, Exporter
 
 if TYPE_CHECKING:
     from torch import nn
@@ -91,6 +91,10 @@ class ModelSource(ABC):
 
     def output_names(self, component: str) -> tuple[str, ...]:
         return kind(component).output_names
+
+    def exporters(self, component: str) -> tuple[Exporter, ...]:
+        """The exporters to try, in order (the next is the fallback when one fails)."""
+        return (kind(component).exporter,)
 
     def module(self, component: str, attention: str = "original") -> nn.Module:
         """A fresh fp32 eval() module whose forward(**inputs) returns a tuple in ``output_names`` order."""

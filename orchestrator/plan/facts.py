@@ -11,6 +11,9 @@ from orchestrator.plan.latency import History
 from orchestrator.plan.model import ArtifactFacts
 from orchestrator.results.store import ResultsStore
 
+# MIL ops only attention computes in the models mlfarm meets (a CNN classifier has neither).
+ATTENTION_OPS = frozenset({"softmax", "scaled_dot_product_attention"})
+
 
 def facts_from_manifest(manifest: Mapping[str, Any], *, artifact_id: str | None = None) -> ArtifactFacts | None:
     """None when the artifact has not been analysed yet (no ``analysis`` section)."""
@@ -22,6 +25,8 @@ def facts_from_manifest(manifest: Mapping[str, Any], *, artifact_id: str | None 
     variant_id = (variant if isinstance(variant, str)
                   else f"{variant['precision']}-{variant['weights']}-{variant['attention']}")
     psnr = quality.get("psnr_min_db") if quality else None
+    ops = manifest.get("ops")
+    has_attention = not isinstance(ops, Mapping) or bool(set(ops) & ATTENTION_OPS)
     return ArtifactFacts(
         component=str(manifest["component"]), variant=variant_id,
         weights_bytes_stored=int(analysis["weights_bytes_stored"]),
@@ -29,7 +34,7 @@ def facts_from_manifest(manifest: Mapping[str, Any], *, artifact_id: str | None 
         activation_peak_bytes=int(analysis["activation_peak_bytes"]),
         flops=float(analysis["flops"]),
         psnr_db=float(psnr) if psnr is not None else None,
-        artifact_id=artifact_id,
+        artifact_id=artifact_id, has_attention=has_attention,
     )
 
 

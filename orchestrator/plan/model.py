@@ -30,6 +30,9 @@ class ArtifactFacts:
     flops: float
     psnr_db: float | None = None
     artifact_id: str | None = None
+    # Whether the program computes attention (softmax / fused SDPA ops); rules about attention layouts apply
+    # only then. True when unknown (an old manifest without op counts), as before this was read.
+    has_attention: bool = True
 
 
 @dataclass(frozen=True)

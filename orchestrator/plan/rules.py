@@ -95,12 +95,15 @@ class NeuralEngineAvailable:
 
 @dataclass(frozen=True)
 class AttentionOnMobileNeuralEngine:
-    """``original`` attention on an iPhone/iPad Neural Engine: compilation stalls (ml-stable-diffusion #267, #271)."""
+    """``original`` attention on an iPhone/iPad Neural Engine: compilation stalls (ml-stable-diffusion #267, #271).
+
+    Applies to components that compute attention (transformer families: SD UNets, text encoders, MMDiTs);
+    for a model without any (a CNN), the attention axis is only a label and nothing stalls."""
 
     name: str = "attention-ane"
 
     def check(self, ctx: Context) -> str | None:
-        if ctx.profile.family not in MOBILE or ctx.runtime != "coreml":
+        if ctx.profile.family not in MOBILE or ctx.runtime != "coreml" or not ctx.facts.has_attention:
             return None
         if not COMPUTE_UNITS[ctx.compute_units].uses_ane or not ctx.profile.has_usable_ane:
             return None
@@ -138,7 +141,8 @@ class QualityGate:
 @dataclass(frozen=True)
 class AneComponentSize:
     """On iOS/iPadOS the Neural Engine needs components under ~1 GB (fp16 size) unless weights are <= 6-bit;
-    mlfarm does not chunk models (yet), so such candidates are rejected."""
+    mlfarm does not chunk models (yet), so such candidates are rejected. Any family: the limit is the Neural
+    Engine's, met first by SD UNets and MMDiTs but equally by any other component that large."""
 
     name: str = "ane-size"
 

@@ -55,6 +55,8 @@ class ComponentSpec:
     leave them out, or give fixed shapes where the package's are flexible."""
 
     inputs: dict[str, TensorSpec] = field(default_factory=dict, metadata={"help": "input name -> {shape, dtype}"})
+    outputs: tuple[str, ...] = field(default=(), metadata={
+        "help": "python: sources: names of the module's outputs, in order (default output / output_N)"})
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,14 @@ def test_psnr_against_the_package_is_in_every_manifest(built):
     assert all(math.isfinite(q["psnr_min_db"]) for q in quality.values())
 
 
+def test_analyze_by_artifact_id_reopens_the_package_as_reference(built, mlfarm):
+    _, store, entries, _ = built
+    result = mlfarm("--artifacts", store.root, "analyze", entries["int4-b32"].id, "--json")
+    assert result.exit_code in (0, 1), result.err
+    (item,) = result.json()["artifacts"]
+    assert item["quality"]["reference"] == "package" and item["quality"]["psnr_min_db"] > 25
+
+
 def _qualify(mlfarm, spec: Path) -> tuple[int, dict]:
     result = mlfarm("qualify", spec, "--devices", "host", "--format", "json", "--json")
     return result.exit_code, (result.json() if result.out.strip() else {"err": result.err})

@@ -128,6 +128,24 @@ def test_original_attention_rejected_on_mobile_neural_engine_but_fine_on_gpu(cat
     assert not by_units["cpu_and_gpu"].rejected
 
 
+def test_the_attention_rule_skips_a_component_without_attention(catalog):
+    s = spec(weights=("palette4",), attention=("original",))
+    cnn = {k: dataclasses.replace(f, has_attention=False) for k, f in facts_for(s).items()}
+    d = plan_for(s, [PlanTarget("x", catalog.get("iphone-15-pro"))], facts=cnn).devices[0]
+    ne = next(c for c in d.candidates if c.compute_units == "cpu_and_ne")
+    assert all(r.rule != "attention-ane" for r in ne.reasons) and not ne.rejected
+
+
+def test_facts_read_attention_from_the_manifest_op_counts():
+    from orchestrator.plan.facts import facts_from_manifest
+
+    analysis = {"weights_bytes_stored": 1, "weights_bytes_decompressed": 2, "activation_peak_bytes": 3, "flops": 4}
+    base = {"component": "c", "variant": "fp16-none-original", "analysis": analysis}
+    assert facts_from_manifest(base | {"ops": {"conv": 3, "linear": 1}}).has_attention is False
+    assert facts_from_manifest(base | {"ops": {"softmax": 2, "matmul": 4}}).has_attention is True
+    assert facts_from_manifest(base).has_attention is True  # unknown: the rule still applies
+
+
 def test_no_neural_engine_and_fp32(catalog):
     intel = dataclasses.replace(catalog.get("mac-mini-m1@8gb"), ane=None, chip="Intel Core i7", id="intel-mac")
     s = spec(weights=("none",), include=())
