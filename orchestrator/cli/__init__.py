@@ -23,28 +23,45 @@ from orchestrator.cli import errors as cli_errors
 from orchestrator.cli._app import App
 from orchestrator.config import Settings
 
-# (module, attribute) of every command; a command group module owns its subcommands.
-COMMANDS: list[tuple[str, str]] = [
-    ("orchestrator.cli.profiles", "profiles"),
-    ("orchestrator.cli.spec", "spec"),
-    ("orchestrator.cli.runs", "runs"),
-    ("orchestrator.cli.plan", "plan"),
-    ("orchestrator.cli.run", "run"),
-    ("orchestrator.cli.qualify", "qualify"),
-    ("orchestrator.cli.calibrate", "calibrate"),
-    ("orchestrator.cli.build", "build"),
-    ("orchestrator.cli.build", "artifacts"),
-    ("orchestrator.cli.devices", "devices"),
-    ("orchestrator.cli.devices", "virtual"),
-    ("orchestrator.cli.report", "report"),
-    ("orchestrator.cli.history", "history"),
-    ("orchestrator.cli.harness", "harness"),
-    ("orchestrator.cli.analyze", "analyze"),
-    ("orchestrator.cli.analyze", "run_artifact"),
-]
+# Command name -> (module, attribute); a command group module owns its subcommands. Modules are imported only
+# when their command runs (``LazyGroup``): importing all of them (the runner, the report, the device backends)
+# was most of a lookup's start-up time.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "profiles": ("orchestrator.cli.profiles", "profiles"),
+    "spec": ("orchestrator.cli.spec", "spec"),
+    "runs": ("orchestrator.cli.runs", "runs"),
+    "plan": ("orchestrator.cli.plan", "plan"),
+    "run": ("orchestrator.cli.run", "run"),
+    "qualify": ("orchestrator.cli.qualify", "qualify"),
+    "calibrate": ("orchestrator.cli.calibrate", "calibrate"),
+    "build": ("orchestrator.cli.build", "build"),
+    "artifacts": ("orchestrator.cli.build", "artifacts"),
+    "devices": ("orchestrator.cli.devices", "devices"),
+    "virtual": ("orchestrator.cli.devices", "virtual"),
+    "report": ("orchestrator.cli.report", "report"),
+    "history": ("orchestrator.cli.history", "history"),
+    "harness": ("orchestrator.cli.harness", "harness"),
+    "analyze": ("orchestrator.cli.analyze", "analyze"),
+    "run-artifact": ("orchestrator.cli.analyze", "run_artifact"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A click group that imports a command's module when the command is looked up, not at start-up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command) and command.name == cmd_name, (module, attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mlfarm")
 @click.option("--profiles", "profile_dirs", multiple=True, type=click.Path(path_type=Path),
               help="Extra device profile folder (repeatable); its profiles override built-in ones by id. "
@@ -60,10 +77,6 @@ def cli(ctx: click.Context, profile_dirs: tuple[Path, ...], db: Path | None, art
     settings = Settings.load(profile_dirs=profile_dirs, db=db, artifacts=artifacts, usbmux=usbmux, debug=debug)
     cli_log.configure(settings)
     ctx.obj = App(settings)
-
-
-for _module, _attr in COMMANDS:
-    cli.add_command(getattr(importlib.import_module(_module), _attr))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,12 +12,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "coremltools", "sklearn")
-CODE = """
+CODE = f"""
 import json, sys
 from orchestrator.cli import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "heavy": [m for m in %r if m in sys.modules]}), file=sys.stderr)
-""" % (HEAVY,)
+heavy = [m for m in {HEAVY!r} if m in sys.modules]
+print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
+"""
 
 
 @pytest.mark.parametrize("argv", [
