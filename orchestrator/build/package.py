@@ -27,9 +27,9 @@ def tree_files(root: Path) -> dict[str, int]:
 
 
 def normalize_identifiers(package: Path) -> None:
-    """Make a saved package reproducible: coremltools names the items in ``Manifest.json`` with random UUIDs,
-    the only bytes that differ between two saves of the same model. Replace them with UUIDs derived from each
-    item's path, so identical builds give identical packages, hence the same blob."""
+    """Make a saved package reproducible: coremltools names the items in ``Manifest.json`` with random UUIDs
+    (replaced here with UUIDs derived from each item's path) and serializes the spec's maps in no fixed order
+    (rewritten deterministically), so identical builds give identical packages, hence the same blob."""
     path = package / "Manifest.json"
     data = json.loads(path.read_text())
     entries = data.get("itemInfoEntries", {})
@@ -39,6 +39,20 @@ def normalize_identifiers(package: Path) -> None:
     if data.get("rootModelIdentifier") in renamed:
         data["rootModelIdentifier"] = renamed[data["rootModelIdentifier"]]
     path.write_text(json.dumps(data, indent=4, sort_keys=True) + "\n")
+    _serialize_deterministically(package)
+
+
+def _serialize_deterministically(package: Path) -> None:
+    """Rewrite ``model.mlmodel`` with protobuf's deterministic serialization. coremltools serializes the spec
+    with map fields (op attributes, function and block maps) in whatever order the process holds them, which
+    differs between runs: two builds of the same model gave identical specs but different bytes, hence a
+    different blob on every rebuild."""
+    from coremltools.proto import Model_pb2
+
+    for spec_path in package.rglob("*.mlmodel"):
+        model = Model_pb2.Model()
+        model.ParseFromString(spec_path.read_bytes())
+        spec_path.write_bytes(model.SerializeToString(deterministic=True))
 
 
 def tree_hash(root: Path) -> str:
