@@ -36,6 +36,7 @@ from orchestrator.harness.contract import Job
 from orchestrator.quantiles import percentile
 from orchestrator.results.store import Event, ResultsStore
 from orchestrator.runner.figures import job_measurements, job_memory
+from orchestrator.runner.host_lock import machine_lane
 from orchestrator.runner.lane import HostCpuLane, LaunchRecord
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -97,7 +98,8 @@ class Runner:
     sleep: Sleep = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
     launches: int = 1
-    lane: HostCpuLane = field(default_factory=HostCpuLane)
+    # Host-CPU launches take this process's lane, then the machine-wide lock (other mlfarm processes wait too).
+    lane: HostCpuLane = field(default_factory=lambda: HostCpuLane(outer=machine_lane))
     # Per job still being measured: its finished launches (outcome, what the launch shared the machine with),
     # the runner's own events (transport retries) and the record of the launch in flight.
     _launched: dict[str, list[tuple[RunOutcome, dict[str, Any]]]] = field(default_factory=dict, init=False)

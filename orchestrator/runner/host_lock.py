@@ -17,10 +17,12 @@ jobs) go on meanwhile, and a cancelled wait never acquires the lock behind our b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 LOCK_ENV = "MLFARM_HOST_CPU_LOCK"
@@ -72,3 +74,11 @@ class HostCpuLock:
 
     async def __aexit__(self, *exc: object) -> None:
         self.release()
+
+
+@contextlib.asynccontextmanager
+async def machine_lane() -> AsyncIterator[bool]:
+    """The engine's cross-process lane (``HostCpuLane(outer=machine_lane)``): wait for the machine-wide lock, so a
+    launch never shares this CPU with another mlfarm process's launch; yields False (it did not share)."""
+    async with HostCpuLock():
+        yield False

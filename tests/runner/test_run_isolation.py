@@ -101,3 +101,31 @@ def test_host_cpu_lock_waits_for_another_holder_and_reports_it(tmp_path):
         return waiter.waited_s
 
     assert asyncio.run(main()) > 0.0
+
+
+def test_the_runner_lane_waits_for_another_process_but_real_devices_do_not(tmp_path, monkeypatch):
+    from orchestrator.runner.engine import Runner
+
+    monkeypatch.setenv("MLFARM_HOST_CPU_LOCK", str(tmp_path / "cpu.lock"))
+    holder = HostCpuLock()  # another mlfarm process measuring on this CPU
+    assert holder.try_acquire()
+    lane = Runner(store=None, run_id="r", references=lambda c: None).lane  # type: ignore[arg-type]
+
+    async def main() -> None:
+        async with lane.measuring("usb-job", shares_host_cpu=False) as record:  # a real device never waits
+            assert record.in_lane is False
+        entered = asyncio.Event()
+
+        async def host_launch() -> bool:
+            async with lane.measuring("host-job", shares_host_cpu=True) as record:
+                entered.set()
+                return record.shared
+
+        task = asyncio.create_task(host_launch())
+        for _ in range(10):  # the lock is held: however long the loop runs, the launch cannot start
+            await asyncio.sleep(0.02)
+        assert not entered.is_set()
+        holder.release()
+        assert await asyncio.wait_for(task, 30) is False  # it waited, so it did not share the CPU
+
+    asyncio.run(main())
