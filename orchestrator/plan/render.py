@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.plan.model import Candidate, DevicePlan, Plan
+from orchestrator.plan.predictions import candidate_predictions
 
 
 def _latency(c: Candidate) -> str:
@@ -21,12 +22,14 @@ def _psnr(c: Candidate) -> str:
 
 
 def _memory(c: Candidate, d: DevicePlan) -> str:
-    return f"{c.predicted_mb:,.0f} / {d.allowed_mb:,.0f} MB"
+    """Both predictions on an emulated device, each labelled by its runtime; the device's decides the plan."""
+    return f"{candidate_predictions(d, c).text()} / {d.allowed_mb:,.0f} MB allowed"
 
 
 def render_plan(plan: Plan, console: Console) -> None:
     table = Table(title=f"plan for {plan.spec_name}: chosen variant per device and component "
-                        "(predicted peak / allowed = limit minus headroom)")
+                        "(predicted peak / allowed = limit minus headroom; on an emulated device the device's "
+                        "prediction (Core ML) decides, the emulation's (MIL executor) is compared with its run)")
     for col in ("device", "component", "chosen variant", "units", "memory", "PSNR", "latency"):
         table.add_column(col, no_wrap=col in ("chosen variant", "units"), overflow="fold")
     warnings: dict[str, list[str]] = {}
@@ -64,6 +67,6 @@ def render_explain(d: DevicePlan, console: Console) -> None:
         notes = "; ".join(c.notes)
         verdict = Text(c.verdict + (f": {why}" if why else "") + (f" ({notes})" if notes else ""), style=style)
         weights = f"{c.memory.weights_mb:,.0f} MB {c.memory.weights_basis}" if c.memory.weights_mb else "-"
-        table.add_row(c.component, c.variant, c.compute_units, weights, f"{c.predicted_mb:,.0f} MB", _psnr(c),
+        table.add_row(c.component, c.variant, c.compute_units, weights, candidate_predictions(d, c).text(), _psnr(c),
                       _latency(c), verdict)
     console.print(table)

@@ -44,7 +44,8 @@ def _qualification(report: Report, width: int) -> Table:
                   box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, pad_edge=wide,
                   padding=(0, 1, 0, 1) if wide else (0, 1, 0, 0))
     columns = [("device", 9), ("component", 9), ("variant", 26 if wide else 12)] + (
-        [("units", 8)] if wide else []) + [("memory", 9), ("latency", 8), ("PSNR", 7)] + (
+        [("units", 8)] if wide else []) + [("memory", 9)] + ([("predicted", 9)] if wide else []) + [
+        ("latency", 8), ("PSNR", 7)] + (
         [("CV", 5)] if wide else []) + [("verdict", 8)]
     for col, min_width in columns:
         table.add_column(col, min_width=None if wide else min_width, overflow="fold")
@@ -53,7 +54,8 @@ def _qualification(report: Report, width: int) -> Table:
         variant = v.variant if wide else f"{v.variant} ({v.compute_units})"
         cells = [escape(text.device_cell(v.device_key, v.emulated)), v.component, variant]
         cells += [v.compute_units] if wide else []
-        cells += [text.memory_cell(v), text.latency_cell(v), text.psnr_cell(v)]
+        cells += [text.memory_cell(v)] + ([text.predicted_cell(v)] if wide else [])
+        cells += [text.latency_cell(v), text.psnr_cell(v)]
         cells += [text.cv_cell(v)] if wide else []
         table.add_row(*cells, f"[{style}]{text.STATUS_WORD[v.status]}[/]")
     return table
