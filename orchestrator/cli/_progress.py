@@ -115,6 +115,8 @@ class RunProgress:
 
     def job_finished(self, item: WorkItem, status: str, detail: str) -> None:
         style = STATUS_STYLE.get(status, "")
+        if item.predictions is not None and status in ("ok", "jetsam"):  # labelled, as in the plan and reports
+            detail = f"{detail}; predicted {item.predictions.text()}"
         self._line(f"  {item.device_key:<24} {item.component:<13} {item.variant:<34} "
                    f"[{style}]{status}[/] {detail}")
         if self.live and item.device_key in self.tasks:

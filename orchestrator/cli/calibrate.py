@@ -38,6 +38,11 @@ def calibrate(app: App, spec_name: str | None, limit: int, dry_run: bool, as_jso
     rows = [{"runtime": r, "family": f, "compute_units": u, "jobs": len(v),
              "median_residual_mb": round(statistics.median(v), 1), "prior_mb": prior.get(r, f, u),
              "fitted_mb": fitted.get(r, f, u)} for (r, f, u), v in sorted(groups.items())]
+    by_component: dict[tuple[str, str], list[float]] = {}
+    for o in obs:
+        by_component.setdefault((o.runtime, o.component), []).append(o.residual_mb)
+    offsets = [{"runtime": r, "component": c, "jobs": len(v), "median_residual_mb": round(statistics.median(v), 1),
+                "offset_mb": fitted.component_offset(r, c)} for (r, c), v in sorted(by_component.items()) if c]
     path = None if dry_run else write(fitted, app.settings.workdir)
 
     def render(console: Console) -> None:
@@ -48,8 +53,15 @@ def calibrate(app: App, spec_name: str | None, limit: int, dry_run: bool, as_jso
             table.add_row(str(r["runtime"]), str(r["family"]), str(r["compute_units"]), str(r["jobs"]),
                           f"{r['median_residual_mb']:,.1f} MB", f"{r['prior_mb']:,.0f} MB", f"{r['fitted_mb']:,.1f} MB")
         console.print(table)
+        per = Table(title="per-component offset from the runtime's overhead")
+        for col in ("runtime", "component", "jobs", "median residual", "offset"):
+            per.add_column(col)
+        for r in offsets:
+            per.add_row(str(r["runtime"]), str(r["component"]), str(r["jobs"]),
+                        f"{r['median_residual_mb']:,.1f} MB", f"{r['offset_mb']:+,.1f} MB")
+        console.print(per)
         console.print("groups with fewer than 3 jobs keep their prior; " +
                       (f"written to {path}" if path else "dry run: nothing written"))
 
-    app.emit(as_json, {"groups": rows, "written": str(path) if path else None}, render)
+    app.emit(as_json, {"groups": rows, "components": offsets, "written": str(path) if path else None}, render)
     return 0

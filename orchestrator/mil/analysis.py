@@ -15,11 +15,12 @@ where it happens and every tensor alive there. ``Executor`` tracks the same figu
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import ArtifactError
+from orchestrator.mil.executor_memory import executor_weight_bytes, temporaries
 from orchestrator.mil.flops import op_flops, workspace_elements, workspace_shape
 from orchestrator.mil.program import Op, Program, TensorType, held_dtype, is_exact_fp32, resolve_precision
 
@@ -54,6 +55,10 @@ class Analysis:
     peak_op_type: str | None
     alive_at_peak: tuple[LiveTensor, ...]  # largest first
     op_histogram: dict[str, int]
+    # mlfarm's executor (host and virtual devices): its weight copies and its activation peak with the fp32
+    # temporaries of fp16 kernels (orchestrator/mil/executor_memory.py)
+    executor_weights_bytes: int = 0
+    executor_activation_peak_bytes: int = 0
 
     def top_tensors(self, n: int = 5) -> tuple[LiveTensor, ...]:
         return self.alive_at_peak[:n]
@@ -71,6 +76,8 @@ class Analysis:
             "peak_op_type": self.peak_op_type,
             "top_tensors": [t.to_dict() for t in self.top_tensors(top)],
             "op_histogram": dict(self.op_histogram),
+            "executor_weights_bytes": self.executor_weights_bytes,
+            "executor_activation_peak_bytes": self.executor_activation_peak_bytes,
         }
 
 
@@ -98,6 +105,7 @@ def analyze_program(program: Program, precision: str | None = "auto") -> Analysi
         if n:
             flops[op.type] += n
     peak, peak_index, alive = liveness(program, precision)
+    executor_peak, _, _ = liveness(program, precision, extra=temporaries(program, precision))
     run_ops = [op for op in program.ops if not op.is_constexpr]
     peak_op = run_ops[peak_index] if peak_index is not None else None
     return Analysis(
@@ -112,6 +120,8 @@ def analyze_program(program: Program, precision: str | None = "auto") -> Analysi
         peak_op_type=peak_op.type if peak_op else None,
         alive_at_peak=tuple(sorted(alive, key=lambda t: (-t.bytes, t.name))),
         op_histogram=dict(Counter(op.type for op in program.ops).most_common()),
+        executor_weights_bytes=executor_weight_bytes(program),
+        executor_activation_peak_bytes=executor_peak,
     )
 
 
@@ -141,8 +151,10 @@ def _float_tensor(t: TensorType) -> bool:
     return t.is_float and len(t.shape) >= 1 and t.is_static
 
 
-def liveness(program: Program, precision: str) -> tuple[int, int | None, list[LiveTensor]]:
-    """(peak bytes, index of the peak op among non-constexpr ops or None, tensors alive there)."""
+def liveness(program: Program, precision: str, *, extra: Callable[[Op], int] | None = None,
+             ) -> tuple[int, int | None, list[LiveTensor]]:
+    """(peak bytes, index of the peak op among non-constexpr ops or None, tensors alive there). ``extra`` adds
+    bytes a runtime holds at an op beyond its live tensors (the executor's fp32 temporaries)."""
     weights = program.weight_names()
     ops = [op for op in program.ops if not op.is_constexpr]
     end_of_program = len(ops)
@@ -171,7 +183,7 @@ def liveness(program: Program, precision: str) -> tuple[int, int | None, list[Li
     for name, (start, end, _, _) in spans.items():
         delta[start + 1] += sizes[name]
         delta[end + 2] -= sizes[name]
-    work = [_workspace_bytes(op, program, precision) for op in ops]
+    work = [_workspace_bytes(op, program, precision) + (extra(op) if extra else 0) for op in ops]
     live, best, best_step = 0, -1, -1
     for step in range(-1, end_of_program):
         live += delta[step + 1]

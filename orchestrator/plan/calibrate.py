@@ -2,7 +2,8 @@
 
 For every finished job: residual = measured peak - (app footprint + resident weights + activation peak), with the
 resident weights the memory model would predict for that job's device, runtime and compute units. The median residual
-per (runtime, family, compute units) replaces the prior in ``overhead.yaml`` (``Overheads.refit``); the result
+per (runtime, family, compute units) replaces the prior in ``overhead.yaml`` (``Overheads.refit``), and each
+component's median residual sets its offset from its runtime's (``components:``); the result
 is written to ``.mlfarm/overhead.yaml`` under the working folder, which the planner then prefers.
 """
 
@@ -29,6 +30,7 @@ class Observation:
     compute_units: str
     residual_mb: float
     job_id: str
+    component: str = ""
 
 
 def observations(store: ResultsStore, runs: Iterable[RunRow], catalog: Catalog) -> list[Observation]:
@@ -54,12 +56,14 @@ def observations(store: ResultsStore, runs: Iterable[RunRow], catalog: Catalog) 
                            compute_units=job.compute_units, family=profile.family,
                            has_ane=profile.has_usable_ane, runtime=runtime, overheads=Overheads.default())
             residual = peak[0] - app_mb - pred.weights_mb - pred.activations_mb
-            out.append(Observation(runtime, profile.family, job.compute_units, residual, job.id))
+            out.append(Observation(runtime, profile.family, job.compute_units, residual, job.id, job.component))
     return out
 
 
 def refit(prior: Overheads, obs: Iterable[Observation]) -> Overheads:
-    return prior.refit((o.runtime, o.family, o.compute_units, o.residual_mb) for o in obs)
+    obs = list(obs)
+    return prior.refit([(o.runtime, o.family, o.compute_units, o.residual_mb) for o in obs],
+                       [(o.runtime, o.component, o.residual_mb) for o in obs if o.component])
 
 
 def write(overheads: Overheads, workdir: Path) -> Path:

@@ -35,7 +35,13 @@ def facts_from_manifest(manifest: Mapping[str, Any], *, artifact_id: str | None 
         flops=float(analysis["flops"]),
         psnr_db=float(psnr) if psnr is not None else None,
         artifact_id=artifact_id, has_attention=has_attention,
+        executor_weights_bytes=_optional_int(analysis.get("executor_weights_bytes")),
+        executor_activation_peak_bytes=_optional_int(analysis.get("executor_activation_peak_bytes")),
     )
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
 
 
 def history_from_store(store: ResultsStore, *, spec_name: str, runs: int = 5) -> History:

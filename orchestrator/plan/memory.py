@@ -6,9 +6,15 @@ for a minimal app); a model that fits an empty app may not fit next to a real ap
 Resident weights: a compressed artifact stays compressed in memory only where the OS decompresses on the fly
 (iOS/iPadOS 17+, macOS 14+, ``WeightScheme.saves_memory_on``) and the Neural Engine runs it (Core ML's
 just-in-time decompression is "mostly on the NE"); elsewhere, and always in mlfarm's MIL executor, weights are
-decompressed to dense at load (the executor even holds them in fp32). Activation peak: the static liveness
-analysis (orchestrator/mil/analysis.py). Overhead: ``overhead.yaml`` per runtime, device family and compute
-units, refitted by ``refit``.
+decompressed to dense at load. Activation peak: the static liveness analysis (orchestrator/mil/analysis.py).
+Overhead: ``overhead.yaml`` per runtime, device family and compute units, plus a per-component offset
+(``components:``), refitted by ``refit``.
+
+Two runtimes, two predictions: ``coreml`` is what ships (a real device; it decides the plan), ``mil-executor``
+is what the host and virtual devices run, whose measured peak is compared with its own prediction: the
+executor's weights (the loaded program's constants plus fp32 copies of every fp16 or decompressed weight) and
+its activation peak (liveness plus the fp32 temporaries of fp16 kernels), both from
+``orchestrator/mil/executor_memory.py`` via the artifact's analysis.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from orchestrator.plan.model import ArtifactFacts, MemoryPrediction, Runtime
 from orchestrator.variants import COMPUTE_UNITS, PRECISIONS, WEIGHTS, Variant
 
 MB = 1024 * 1024
+COMPONENTS_KEY = "components"  # overhead.yaml: per-runtime offsets by component, not a runtime
 
 
 @dataclass(frozen=True)
@@ -50,14 +57,25 @@ class Overheads:
                 return cls(data)
         return cls.default()
 
-    def get(self, runtime: str, family: str, compute_units: str) -> float:
+    def get(self, runtime: str, family: str, compute_units: str, component: str | None = None) -> float:
+        """The runtime's overhead for a device family and compute units, plus the component's own offset."""
         per_family = self.table.get(runtime, {}).get(family) or self.table.get(runtime, {}).get("iphone", {})
-        return float(per_family.get(compute_units, max(per_family.values(), default=150.0)))
+        base = float(per_family.get(compute_units, max(per_family.values(), default=150.0)))
+        return base + (self.component_offset(runtime, component) if component else 0.0)
 
-    def refit(self, observations: Iterable[tuple[str, str, str, float]]) -> Overheads:
+    def component_offset(self, runtime: str, component: str) -> float:
+        """How far a component's overhead sits from its runtime's (``components:`` in the table, MB)."""
+        offsets = self.table.get(COMPONENTS_KEY, {}).get(runtime, {})
+        return float(offsets.get(component, 0.0)) if isinstance(offsets, Mapping) else 0.0
+
+    def refit(self, observations: Iterable[tuple[str, str, str, float]],
+              components: Iterable[tuple[str, str, float]] = ()) -> Overheads:
         """The ``calibrate`` hook: replace each (runtime, family, compute units) overhead with the median of
-        observed residuals (measured peak - resident weights - activation peak, MB); keep the prior where
-        there are fewer than 3 observations."""
+        observed residuals (measured peak - app - resident weights - activation peak, MB); keep the prior where
+        there are fewer than 3 observations. ``components`` are (runtime, component, residual) of the same jobs:
+        each component with 3 or more gets the median of its residuals minus its runtime's fitted overhead
+        (one runtime's first-use state is shared; a text encoder and a UNet still differ in what their
+        kernels leave behind)."""
         groups: dict[tuple[str, str, str], list[float]] = {}
         for runtime, family, units, residual in observations:
             groups.setdefault((runtime, family, units), []).append(residual)
@@ -67,6 +85,15 @@ class Overheads:
             if len(values) >= 3:
                 fitted = round(max(statistics.median(values), 0.0), 1)
                 table.setdefault(runtime, {}).setdefault(family, {})[units] = fitted
+        by_runtime: dict[str, list[float]] = {}
+        by_component: dict[tuple[str, str], list[float]] = {}
+        for runtime, component, residual in components:
+            by_runtime.setdefault(runtime, []).append(residual)
+            by_component.setdefault((runtime, component), []).append(residual)
+        for (runtime, component), values in by_component.items():
+            if len(values) >= 3:
+                offset = statistics.median(values) - max(statistics.median(by_runtime[runtime]), 0.0)
+                table.setdefault(COMPONENTS_KEY, {}).setdefault(runtime, {})[component] = round(offset, 1)
         return Overheads(table)
 
     def to_json(self) -> dict[str, Any]:
@@ -83,22 +110,36 @@ def decompresses_on_the_fly(variant: Variant, os_name: str, os_major: int, compu
     return uses_ane and os_major >= scheme.saves_memory_on.for_os(os_name)
 
 
-# mlfarm's MIL executor holds decompressed weights as fp32 torch tensors (its kernels compute in fp32), so an
-# fp16 program's weights take twice their fp16 size there; activations are held at the program's precision.
+# Manifests analysed before the executor's own figures existed: the executor then holds the loaded constants
+# (about the stored bytes) plus an fp32 copy of each weight an fp16 program decompresses (4 bytes per element).
 EXECUTOR_WEIGHT_BYTES = 4
+
+
+def executor_weights(facts: ArtifactFacts, variant: Variant) -> int:
+    """Bytes of weights mlfarm's MIL executor holds for this artifact (orchestrator/mil/executor_memory.py)."""
+    if facts.executor_weights_bytes is not None:
+        return facts.executor_weights_bytes
+    width = PRECISIONS[variant.precision].bytes_per_element
+    if width >= EXECUTOR_WEIGHT_BYTES:  # fp32 constants are shared with the loaded program, not copied
+        return facts.weights_bytes_decompressed
+    return facts.weights_bytes_stored + facts.weights_bytes_decompressed * EXECUTOR_WEIGHT_BYTES // width
 
 
 def predict(facts: ArtifactFacts, variant: Variant, *, os_name: str, os_major: int, compute_units: str,
             family: str, has_ane: bool, runtime: Runtime, overheads: Overheads,
             app_mb: float = 0.0) -> MemoryPrediction:
+    """The predicted peak on one runtime: Core ML's (what ships to a device) or mlfarm's MIL executor (what
+    runs on the host and virtual devices: its weight copies and fp16 kernels' temporaries)."""
     compressed = decompresses_on_the_fly(variant, os_name, os_major, compute_units, has_ane, runtime)
     weights = facts.weights_bytes_stored if compressed else facts.weights_bytes_decompressed
+    activations = facts.activation_peak_bytes
     if runtime == "mil-executor":
-        weights = weights * EXECUTOR_WEIGHT_BYTES // PRECISIONS[variant.precision].bytes_per_element
+        weights = executor_weights(facts, variant)
+        activations = facts.executor_activation_peak_bytes or activations
     return MemoryPrediction(
         weights_mb=weights / MB,
         weights_basis="compressed" if compressed else "decompressed",
-        activations_mb=facts.activation_peak_bytes / MB,
-        overhead_mb=overheads.get(runtime, family, compute_units),
+        activations_mb=activations / MB,
+        overhead_mb=overheads.get(runtime, family, compute_units, facts.component),
         app_mb=app_mb,
     )

@@ -33,6 +33,10 @@ class ArtifactFacts:
     # Whether the program computes attention (softmax / fused SDPA ops); rules about attention layouts apply
     # only then. True when unknown (an old manifest without op counts), as before this was read.
     has_attention: bool = True
+    # what mlfarm's MIL executor holds (host and virtual devices); None for manifests analysed before these
+    # figures existed (the memory model then approximates them from the two weight figures)
+    executor_weights_bytes: int | None = None
+    executor_activation_peak_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -142,12 +146,14 @@ class Plan:
         raise KeyError(key)
 
     def to_json(self) -> dict[str, Any]:
+        from orchestrator.plan.predictions import candidate_predictions
         from orchestrator.serialize import jsonable
 
-        def cand(c: Candidate) -> dict[str, Any]:
+        def cand(d: DevicePlan, c: Candidate) -> dict[str, Any]:
             data: dict[str, Any] = jsonable(c)
             data["predicted_mb"] = round(c.predicted_mb, 1)
             data["run_predicted_mb"] = round(c.run_predicted_mb, 1)
+            data["predictions"] = candidate_predictions(d, c).to_json()  # both figures, labelled by runtime
             return data
 
         return {
@@ -156,8 +162,8 @@ class Plan:
                 {**{k: jsonable(getattr(d, k)) for k in ("key", "profile_id", "profile_name", "family", "os_name",
                                                          "os_major", "runtime", "limit_mb", "allowed_mb", "headroom",
                                                          "increased_limit", "warnings")},
-                 "chosen": {comp: (cand(c) if c else None) for comp, c in d.chosen.items()},
-                 "candidates": [cand(c) for c in d.candidates]}
+                 "chosen": {comp: (cand(d, c) if c else None) for comp, c in d.chosen.items()},
+                 "candidates": [cand(d, c) for c in d.candidates]}
                 for d in self.devices
             ],
         }

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.plan.model import Candidate, DevicePlan, Plan
+from orchestrator.plan.predictions import candidate_predictions
 
 
 def _latency(c: Candidate) -> str:
@@ -26,8 +27,6 @@ def _figure(value: float) -> str:
 
 
 
-
-
 def render_plan(plan: Plan, console: Console) -> None:
     """One row per (device, component). Device keys and variant ids are what users copy into --devices and
     --variants, so they never wrap: when the wide layout (one column each) does not fit the console, the
@@ -35,12 +34,14 @@ def render_plan(plan: Plan, console: Console) -> None:
     rows = [(d, comp, d.chosen.get(comp)) for d in plan.devices for comp in plan.components]
     wide = _wide_width(plan) <= console.width
     table = Table(title=f"plan for {plan.spec_name}: chosen variant per device and component "
-                        "(predicted peak / allowed = limit minus headroom)", box=box.SIMPLE_HEAD,
+                        "(predicted peak / allowed = limit minus headroom; on an emulated device the device's "
+                        "prediction (Core ML) decides, the emulation's (MIL executor) is compared with its run)",
+                  box=box.SIMPLE_HEAD,
                   pad_edge=False, collapse_padding=True)
     idents = ("device", "component", "chosen variant", "units") if wide else ("device / component", "variant / units")
     for col in idents:
         table.add_column(col, no_wrap=True)
-    table.add_column("peak / allowed MB", justify="right")
+    table.add_column("predicted peak / allowed", justify="right")
     table.add_column("PSNR dB", justify="right")
     table.add_column("latency ms", overflow="fold", min_width=10)
     previous = None
@@ -72,7 +73,8 @@ def _plan_cells(d: DevicePlan, comp: str, c: Candidate | None) -> tuple[Text | s
         return Text("nothing fits", style="bold red"), "", ["-", "-", Text(why, style="red")]
     psnr = "-" if c.psnr_db is None else f"{c.psnr_db:.1f}"
     latency = "-" if c.latency.ms is None else _latency(c).replace(" ms", "")
-    return c.variant, c.compute_units, [f"{_figure(c.predicted_mb)} / {_figure(d.allowed_mb)}", psnr, latency]
+    return c.variant, c.compute_units, [f"{candidate_predictions(d, c).text()} / {_figure(d.allowed_mb)} MB", psnr,
+                                        latency]
 
 
 def _wide_width(plan: Plan) -> int:
@@ -81,7 +83,9 @@ def _wide_width(plan: Plan) -> int:
     components = max((len(c) for c in plan.components), default=9)
     variants = max((len(c.variant) for d in plan.devices for c in d.chosen.values() if c), default=12)
     units = max((len(c.compute_units) for d in plan.devices for c in d.chosen.values() if c), default=5)
-    return (max(devices, 6) + max(components, 9) + max(variants, 14) + max(units, 5) + len("peak / allowed")
+    memory = max((len(candidate_predictions(d, c).text()) + 12 for d in plan.devices for c in d.chosen.values()
+                  if c), default=len("predicted peak / allowed"))
+    return (max(devices, 6) + max(components, 9) + max(variants, 14) + max(units, 5) + memory
             + len("PSNR dB") + 10 + 6)
 
 
@@ -97,7 +101,7 @@ def render_explain(d: DevicePlan, console: Console) -> None:
         for title, style, group in explain_groups(d, component):
             console.print()
             console.print(Text(f"{component}: {title}", style=style))
-            console.print(_candidates_table(group, per_row_reason=title.startswith("rejected by")))
+            console.print(_candidates_table(d, group, per_row_reason=title.startswith("rejected by")))
 
 
 def explain_groups(d: DevicePlan, component: str) -> list[tuple[str, str, list[Candidate]]]:
@@ -122,12 +126,12 @@ def explain_groups(d: DevicePlan, component: str) -> list[tuple[str, str, list[C
     return groups
 
 
-def _candidates_table(group: list[Candidate], *, per_row_reason: bool) -> Table:
+def _candidates_table(d: DevicePlan, group: list[Candidate], *, per_row_reason: bool) -> Table:
     """Identifiers never wrap; units go in the headers so figures stay short; notes go below the table."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("variant", no_wrap=True)
     table.add_column("units", no_wrap=True)
-    for col in ("weights MB", "peak MB", "PSNR dB", "latency ms"):
+    for col in ("weights MB", "predicted peak", "PSNR dB", "latency ms"):
         table.add_column(col, justify="right")
     if per_row_reason:
         table.add_column("why", overflow="fold", min_width=16)
@@ -135,7 +139,7 @@ def _candidates_table(group: list[Candidate], *, per_row_reason: bool) -> Table:
         weights = f"{_figure(c.memory.weights_mb)} {_BASIS[c.memory.weights_basis]}" if c.memory.weights_mb else "-"
         psnr = "-" if c.psnr_db is None else f"{c.psnr_db:.1f}"
         latency = "-" if c.latency.ms is None else _latency(c).replace(" ms", "")
-        row = [c.variant, c.compute_units, weights, _figure(c.predicted_mb), psnr, latency]
+        row = [c.variant, c.compute_units, weights, candidate_predictions(d, c).text(), psnr, latency]
         table.add_row(*row, *(["; ".join(r.message for r in c.reasons)] if per_row_reason else []))
     notes: dict[str, list[str]] = {}
     for c in group:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import UnknownProfileError, UsageError
+from orchestrator.plan.predictions import Predictions, stored_predictions
 from orchestrator.profiles import Catalog, DeviceProfile
 from orchestrator.report.plan_view import Choice, plan_choices
 from orchestrator.results import DeviceRow, EventRow, JobRow, ResultsStore
@@ -119,6 +120,8 @@ class RunData:
     choices: Mapping[tuple[str, str], Choice] = field(default_factory=dict)
     events: tuple[EventData, ...] = ()
     warnings: tuple[str, ...] = ()
+    # (device, component, variant, units) -> the plan's labelled predictions (device's and emulation's)
+    predictions: Mapping[tuple[str, str, str, str], Predictions] = field(default_factory=dict)
 
     def device(self, key: str) -> DeviceData | None:
         return next((d for d in self.devices if d.key == key), None)
@@ -271,7 +274,7 @@ def load_run(store: ResultsStore, run_id: str, catalog: Catalog) -> RunData:
         baseline_setting=str(spec.get("baseline") or "last"), increased_memory_limit=increased,
         components=components, devices=tuple(_device(d, catalog, increased) for d in store.devices(run_id)),
         jobs=jobs, choices=plan_choices(row.plan), events=tuple(e for e in events if e.job_id is None),
-        warnings=tuple(warnings),
+        warnings=tuple(warnings), predictions=stored_predictions(row.plan),
     )
 
 

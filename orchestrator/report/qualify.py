@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from orchestrator.plan.predictions import Predictions
 from orchestrator.quantiles import spread
 from orchestrator.report.data import DeviceData, JobData, RunData
 from orchestrator.report.units import db, mb, ms
@@ -80,6 +81,8 @@ class JobVerdict:
     system_delta_mb: float | None = None
     psnr_db: float | None = None
     psnr_source: str | None = None  # "device outputs" | "artifact"
+    # the plan's predictions labelled by runtime (device's, and the emulation's on an emulated device)
+    predictions: Predictions | None = None
 
     @property
     def status(self) -> Status:
@@ -204,13 +207,14 @@ def qualify_job(run: RunData, job: JobData) -> JobVerdict:
         GateVerdict("stability", "n/a", f"not measured (job {job.status})"),
     )
     predicted = job.predicted_peak_mb if job.predicted_peak_mb is not None else job.value("predicted_peak_mb")
+    predictions = run.predictions.get(job.key)
     return JobVerdict(
         device_key=job.device_key, component=job.component, variant=job.variant,
         compute_units=job.compute_units, job_id=job.id, job_status=job.status, gating=_gating(run, job),
         emulated=bool(device and device.emulated), gates=gates, latency=stats,
         peak_mb=job.value("peak_footprint_mb"), predicted_mb=predicted, limit_mb=limit,
         allowed_mb=limit * (1 - run.gates.memory_headroom) if limit is not None else None,
-        system_delta_mb=job.value("system_delta_mb"), psnr_db=psnr, psnr_source=source,
+        system_delta_mb=job.value("system_delta_mb"), psnr_db=psnr, psnr_source=source, predictions=predictions,
     )
 
 

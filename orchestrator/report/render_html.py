@@ -124,7 +124,7 @@ def _reasons(v: JobVerdict) -> str:
 
 def _verdict_rows(verdicts: tuple[JobVerdict, ...]) -> list[list[str]]:
     return [[_device(v.device_key, v.emulated), escape(v.component), f"<code>{escape(v.variant)}</code>",
-             escape(v.compute_units), escape(text.memory_cell(v)), escape(text.mb(v.predicted_mb)),
+             escape(v.compute_units), escape(text.memory_cell(v)), escape(text.predicted_cell(v)),
              escape(text.latency_cell(v)), escape(text.psnr_cell(v)), escape(text.cv_cell(v)),
              _status(v.status) + _reasons(v)] for v in verdicts]
 

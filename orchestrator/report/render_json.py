@@ -19,6 +19,8 @@ SCHEMA = "mlfarm-report/1"
 def verdict_dict(v: JobVerdict) -> dict[str, Any]:
     data: dict[str, Any] = jsonable(v)
     data["status"] = v.status
+    if v.predictions is not None:  # both figures with their runtimes, and the words every other surface uses
+        data["predictions"] = {**v.predictions.to_json(), "text": v.predictions.text()}
     return data
 
 

@@ -26,11 +26,11 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _qualification(report: Report) -> list[str]:
     rows = [[text.device_cell(v.device_key, v.emulated), v.component, f"`{v.variant}`", v.compute_units,
-             text.memory_cell(v), text.latency_cell(v), text.psnr_cell(v), text.cv_cell(v),
+             text.memory_cell(v), text.predicted_cell(v), text.latency_cell(v), text.psnr_cell(v), text.cv_cell(v),
              f"{text.STATUS_MARK[v.status]} {text.STATUS_WORD[v.status]}"] for v in report.gating]
     out = ["### Qualification", ""]
-    out += table(["device", "component", "variant", "units", "peak / allowed memory", "p50 / p90 latency", "PSNR",
-                  "CV", "verdict"], rows)
+    out += table(["device", "component", "variant", "units", "peak / allowed memory", "predicted peak",
+                  "p50 / p90 latency", "PSNR", "CV", "verdict"], rows)
     problems = [f"- **{cell(v.device_key)}** {v.component} (`{v.variant}`, {v.compute_units}): {cell(p)}"
                 for v in report.gating for p in text.problems(v)]
     if problems:

@@ -56,7 +56,8 @@ def _qualification(report: Report, width: int) -> Table:
     idents = ["device", "component", "variant", "units"] if wide else ["device / job"]
     for col in idents:
         table.add_column(col, no_wrap=True)
-    for col, min_width in [("memory", 9), ("latency", 8), ("PSNR", 7)] + ([("CV", 5)] if wide else []) + [
+    for col, min_width in [("memory", 9)] + ([("predicted", 9)] if wide else []) + [("latency", 8), ("PSNR", 7)] + (
+            [("CV", 5)] if wide else []) + [
             ("verdict", 8)]:
         table.add_column(col, min_width=None if wide else min_width, overflow="fold")
     for v in report.gating:
@@ -65,7 +66,8 @@ def _qualification(report: Report, width: int) -> Table:
             cells = [escape(text.device_cell(v.device_key, v.emulated)), v.component, v.variant, v.compute_units]
         else:
             cells = [_job_cell(v.device_key, v.emulated, v.component, v.compute_units, v.variant)]
-        cells += [text.memory_cell(v), text.latency_cell(v), text.psnr_cell(v)]
+        cells += [text.memory_cell(v)] + ([text.predicted_cell(v)] if wide else [])
+        cells += [text.latency_cell(v), text.psnr_cell(v)]
         cells += [text.cv_cell(v)] if wide else []
         table.add_row(*cells, f"[{style}]{text.STATUS_WORD[v.status]}[/]")
     return table

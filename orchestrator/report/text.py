@@ -65,6 +65,14 @@ def memory_cell(v: JobVerdict) -> str:
     return f"{mb(v.peak_mb)} / {mb(v.allowed_mb)}{dagger}"
 
 
+def predicted_cell(v: JobVerdict) -> str:
+    """The plan's predictions labelled by runtime (``175 MB device (Core ML) · 57 MB emulation (MIL executor)``
+    on an emulated device), the same words as ``mlfarm plan`` and the run's job lines."""
+    if v.predictions is not None:
+        return v.predictions.text()
+    return mb(v.predicted_mb) if v.predicted_mb is not None else "–"
+
+
 def latency_cell(v: JobVerdict) -> str:
     if v.latency is None:
         return "–"

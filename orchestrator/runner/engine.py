@@ -33,6 +33,7 @@ import numpy as np
 from orchestrator.devices.base import Device, RunOutcome
 from orchestrator.errors import MlfarmError, TransportError
 from orchestrator.harness.contract import Job
+from orchestrator.plan.predictions import Predictions
 from orchestrator.quantiles import percentile
 from orchestrator.results.store import Event, ResultsStore
 from orchestrator.runner.figures import job_measurements, job_memory
@@ -56,6 +57,7 @@ class WorkItem:
     job: Job
     predicted_mb: float | None
     limit_mb: float
+    predictions: Predictions | None = None  # both labelled predictions, for the job's line (plan/predictions.py)
 
 
 class ProgressSink(Protocol):

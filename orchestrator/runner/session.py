@@ -32,6 +32,7 @@ from orchestrator.harness.contract import InputSpec, Job
 from orchestrator.plan import Candidate, Plan, PlanTarget, make_plan
 from orchestrator.plan.facts import facts_from_manifest, history_from_store, previous_choices
 from orchestrator.plan.memory import Overheads
+from orchestrator.plan.predictions import stored_predictions
 from orchestrator.profiles import Catalog
 from orchestrator.results.run_lock import RunLock
 from orchestrator.results.store import DeviceRow, Event, JobRow, NewJob, ResultsStore, new_run_id
@@ -163,13 +164,16 @@ def work_items(spec: ReleaseSpec, store: ResultsStore, run_id: str, settings: Se
 
     artifacts = ArtifactStore(settings.artifacts_dir)
     source = load_source(spec.model, relative_to=spec.path.parent if spec.path else None)
+    run = store.get_run(run_id)
+    predictions = stored_predictions(run.plan if run is not None else None)
     items = []
     for job in store.jobs(run_id, status=("pending",)):
         entry = artifacts.find(job.artifact_id or "")
         plans = source.input_plan(job.component, spec.model.components[job.component], spec.measure.seed)
         inputs = [InputSpec(p.name, p.shape, p.dtype, p.seed, p.high) for p in plans]
         items.append(WorkItem(job.id, job.device_key, job.component, job.variant, entry.path, entry.sha256,
-                              harness_job(spec, job, inputs), job.predicted_peak_mb, job.limit_mb or 0.0))
+                              harness_job(spec, job, inputs), job.predicted_peak_mb, job.limit_mb or 0.0,
+                              predictions.get((job.device_key, job.component, job.variant, job.compute_units))))
     return items
 
 

@@ -26,9 +26,9 @@ def seed_store(path, peaks_mb):
 
 def test_calibrate_fits_the_median_residual_and_the_planner_uses_it(tmp_path, mlfarm, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    # 25 MB app footprint (the spec default) + fp16 weights held as fp32 by the executor (20 MB) + 5 MB of
-    # activations: residuals 150, 155, 375
-    seed_store(tmp_path / "results.db", [200.0, 205.0, 425.0])
+    # 25 MB app footprint (the spec default) + fp16 weights as loaded (10 MB) and their fp32 copies in the
+    # executor (20 MB) + 5 MB of activations: residuals 150, 155, 375
+    seed_store(tmp_path / "results.db", [210.0, 215.0, 435.0])
     dry = mlfarm("calibrate", "--dry-run", "--json")
     assert dry.exit_code == 0, dry.err
     (group,) = dry.json()["groups"]
