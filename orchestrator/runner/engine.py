@@ -12,7 +12,8 @@ backoff, at most ``retries`` times; a jetsam, a timeout or an invalid result is 
 (no further launch), stored as such and never retried. Any other exception in a job (a result the store
 refuses, a backend bug) becomes that job's error event with the traceback in its data, and the device goes on
 with its next job. A job's outcome, figures (every launch's, each sample tagged with its launch) and events
-are committed in one transaction after its last launch, so a killed orchestrator leaves a partly measured job ``running``, and ``--resume`` measures it again, whole.
+are committed in one transaction after its last launch, so a killed orchestrator leaves a partly measured job
+``running``, and ``--resume`` measures it again, whole.
 
 The runner owns nothing but its loop: the store, the devices, the clock and the progress sink are passed in.
 """
