@@ -108,24 +108,11 @@ def reruns(spec: Path, n: int, devices: str | None) -> None:
 
 # ---- part 2: injected slowdown, in-process trials ----------------------------------------------------------
 def probe_model(root: Path) -> Path:
-    """A small ML program (4 x linear + relu, a few ms per prediction on one core), built with coremltools."""
-    import coremltools as ct
-    from coremltools.converters.mil import Builder as mb
-    from coremltools.converters.mil.mil import types
+    """The probe program of ``bench/regression_trials.py`` (4 x linear + relu, a few ms per prediction)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from regression_trials import build_probe
 
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(0, 0.05, (SHAPE[1], SHAPE[1])).astype(np.float32) for _ in range(4)]
-
-    @mb.program(input_specs=[mb.TensorSpec(shape=SHAPE, dtype=types.fp32)])
-    def prog(x):  # type: ignore[no-untyped-def]
-        for w in weights:
-            x = mb.relu(x=mb.linear(x=x, weight=w))
-        return x
-
-    model = ct.convert(prog, convert_to="mlprogram", compute_precision=ct.precision.FLOAT32,
-                       minimum_deployment_target=ct.target.iOS16)
-    model.save(str(root / "probe.mlpackage"))
-    return root / "probe.mlpackage"
+    return build_probe(root)
 
 
 def one_launch(model: Path, iterations: int, factor: float, name: str) -> list[float]:
