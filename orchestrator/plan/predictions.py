@@ -21,7 +21,8 @@ RUNTIME_NAMES = {"coreml": "Core ML", "mil-executor": "MIL executor"}
 
 
 def _mb(value: float) -> str:
-    return f"{value:,.0f} MB"
+    """Whole MB, but a figure under 1 MB keeps two significant digits (a tiny model's 0.31 MB is not "0 MB")."""
+    return f"{value:,.0f} MB" if abs(value) >= 1 or value == 0 else f"{value:.2g} MB"
 
 
 @dataclass(frozen=True)
