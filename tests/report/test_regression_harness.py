@@ -24,6 +24,7 @@ from orchestrator.spec.model import RegressionSpec
 SHAPE = (128, 512)
 KEY = ("host", "probe", "fp32-none-original", "cpu_only")
 IQR_SHARE = 0.14  # the within-trial spread measured on a shared 2-core machine (bench/regression_trials.py)
+LAUNCHES = 5  # samples are split into this many consecutive launches, as the runner stores measure.launches
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +69,11 @@ def latencies(rng: np.random.Generator, n: int, median_ms: float = 5.0) -> list[
 
 
 def classify(candidate: list[float], baseline: list[float], seed: int = 0) -> Classification:
+    """Each side measured in LAUNCHES launches of equal size (launches are the statistic's unit)."""
     def job(values: list[float]) -> JobData:
+        launch_ids = tuple(i * LAUNCHES // len(values) for i in range(len(values)))
         return JobData("probe", *KEY, status="ok", predicted_peak_mb=None, limit_mb=None, error=None,
-                       metrics={"latency_ms": tuple(values)})
+                       metrics={"latency_ms": tuple(values)}, launch_ids={"latency_ms": launch_ids})
 
     return compare_latency(KEY, job(candidate), [job(baseline)], RegressionSpec(), seed=seed).classification
 
@@ -92,7 +95,7 @@ def test_identical_conditions_of_150_noisy_samples_are_no_change(seed):
 
 @pytest.mark.parametrize("seed", range(8))
 def test_a_slowdown_within_the_noise_of_few_samples_is_never_called_a_regression(seed):
-    # 10 samples a side at 14% IQR: the interval is wider than the 10% shift and must admit "no change"
+    # 10 samples a side (5 launches of 2) at 14% IQR: the interval is wider than the 10% shift
     rng = np.random.default_rng(seed)
     baseline = latencies(rng, 10)
     assert classify([1.10 * v for v in latencies(rng, 10)], baseline, seed) in ("suspicious", "no change")

@@ -36,7 +36,8 @@ def make_baseline_fast(db: Path, run_id: str, latency_ms: float) -> int:
 
 
 def test_qualify_passes_then_a_slowdown_is_a_regression(run_settings, mlfarm, tmp_path, isolated_env):
-    spec = run_settings[0]
+    # three launches a side: with fewer than regression.min_launches a change is at most "suspicious"
+    spec = respec(run_settings[0], tmp_path, measure__launches=3)
     first = mlfarm("qualify", spec, "--devices", "host", "--format", "json,junit", "--json")
     assert first.exit_code == 0, first.err
     files = first.json()["files"]
