@@ -46,17 +46,29 @@ def _job_cell(device_key: str, emulated: bool, component: str, units: str, varia
     return f"{escape(device_key)}{' (emulated)' * emulated}\n  {component} ({units})\n  {variant}"
 
 
+WITH_PREDICTIONS = 200  # columns from which the qualification table holds the predictions too (else a list below)
+
+
+def _predictions(report: Report, console: Console) -> None:
+    """The plan's predicted peaks, labelled by runtime, one line per gating job (when the table had no room)."""
+    console.print("predicted peak memory (the plan's; on emulated devices the device's decides, the emulation's "
+                  "is compared with the measurement):")
+    for v in report.gating:
+        console.print(f"  {escape(v.device_key)} {v.component} ({v.variant}): {text.predicted_cell(v)}")
+
+
 def _qualification(report: Report, width: int) -> Table:
     """Wide terminals get every column; narrow ones stack device, component and variant in one cell (each
     identifier whole on its own line) and leave CV to the reasons."""
     wide = width >= 140
+    roomy = width >= WITH_PREDICTIONS  # the two labelled predictions need their own wide column
     table = Table(title="qualification (gating jobs; p50 / p90 latency, peak / allowed memory)", title_justify="left",
                   box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, pad_edge=wide,
                   padding=(0, 1, 0, 1) if wide else (0, 1, 0, 0))
     idents = ["device", "component", "variant", "units"] if wide else ["device / job"]
     for col in idents:
         table.add_column(col, no_wrap=True)
-    for col, min_width in [("memory", 9)] + ([("predicted", 9)] if wide else []) + [("latency", 8), ("PSNR", 7)] + (
+    for col, min_width in [("memory", 9)] + ([("predicted", 9)] if roomy else []) + [("latency", 8), ("PSNR", 7)] + (
             [("CV", 5)] if wide else []) + [
             ("verdict", 8)]:
         table.add_column(col, min_width=None if wide else min_width, overflow="fold")
@@ -66,7 +78,7 @@ def _qualification(report: Report, width: int) -> Table:
             cells = [escape(text.device_cell(v.device_key, v.emulated)), v.component, v.variant, v.compute_units]
         else:
             cells = [_job_cell(v.device_key, v.emulated, v.component, v.compute_units, v.variant)]
-        cells += [text.memory_cell(v)] + ([text.predicted_cell(v)] if wide else [])
+        cells += [text.memory_cell(v)] + ([text.predicted_cell(v)] if roomy else [])
         cells += [text.latency_cell(v), text.psnr_cell(v)]
         cells += [text.cv_cell(v)] if wide else []
         table.add_row(*cells, f"[{style}]{text.STATUS_WORD[v.status]}[/]")
@@ -110,6 +122,8 @@ def render_terminal(report: Report, console: Console) -> None:
     _header(report, console)
     console.print(_devices(report))
     console.print(_qualification(report, console.width))
+    if console.width < WITH_PREDICTIONS and report.gating:
+        _predictions(report, console)
     for v in report.gating:
         for line in text.problems(v):
             mark = "[yellow]![/]" if line.startswith("stability") else "[red]✗[/]"
