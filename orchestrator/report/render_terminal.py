@@ -92,8 +92,9 @@ def _flagged(report: Report) -> list[Comparison]:
 
 
 def _regression(report: Report, width: int) -> Table:
-    """Flagged comparisons; narrow terminals get "baseline → candidate" in one column and no threshold."""
-    wide = width >= 140
+    """Flagged comparisons; narrow terminals get "baseline → candidate" in one column and no threshold (the wide
+    layout's ten columns need ~165 at their natural widths: below that they would fold mid-word)."""
+    wide = width >= 170
     n = len(report.baseline.runs)
     table = Table(title=f"regression vs {report.baseline.setting} ({n} run{'s' if n != 1 else ''} pooled)",
                   title_justify="left", box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, pad_edge=wide,
@@ -102,7 +103,8 @@ def _regression(report: Report, width: int) -> Table:
     columns = (["device", "component", "variant", "units", "metric", "baseline", "candidate", ci, "threshold",
                 "verdict"] if wide else ["device / job", "metric", "baseline → candidate", ci, "verdict"])
     for col in columns:
-        table.add_column(col, overflow="fold", no_wrap=col in _IDENTIFIERS or col == "device / job")
+        whole = col in _IDENTIFIERS or col in ("device / job", "units", "verdict")
+        table.add_column(col, overflow="fold", no_wrap=whole)
     for c in _flagged(report):
         style = _CLASS_STYLE[c.classification]
         verdict = f"[{style}]{c.classification}[/]" if style else c.classification
